@@ -1,0 +1,20 @@
+"""`evaluate`: fine-tuned vs scratch on the same held-out test split."""
+
+from kfp import dsl
+from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scratch: Input[Model],
+             evaluation: Output[Metrics], confusion: Output[ClassificationMetrics]):
+    """Score both models; the evaluation file feeds the gate, the confusion matrix the KFP UI."""
+    from graft import config as gc
+    from graft.evaluate import run
+
+    result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path)
+    for name in ("finetune", "scratch"):
+        for key in ("accuracy", "macro_f1"):
+            evaluation.log_metric(f"{name}_{key}", result[name][key])
+    confusion.log_confusion_matrix(result["labels"], result["finetune"]["confusion_matrix"])

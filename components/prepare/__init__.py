@@ -1,0 +1,1 @@
+"""The `prepare` KFP component."""

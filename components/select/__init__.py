@@ -1,0 +1,1 @@
+"""The `select` KFP component."""

@@ -1,0 +1,1 @@
+"""The `validate` KFP component."""

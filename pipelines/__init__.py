@@ -1,0 +1,1 @@
+"""KFP pipelines: factories that wire the components; compiled YAML lives in pipelines/compiled/."""

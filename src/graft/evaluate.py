@@ -1,0 +1,66 @@
+"""The `evaluate` stage: score the fine-tuned model and the scratch baseline on the same held-out test split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+from graft import model as gm
+from graft.config import Config
+from graft.errors import GraftError
+
+
+def label_ids(labels: pd.Series, classes: list[str]) -> np.ndarray:
+    """Map label strings to class indices; an unknown label is an error (validate should have caught it)."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(labels.astype(str)) - set(index))
+    if unknown:
+        raise GraftError(f"labels {unknown} are not in data.labels {classes}: run `graft validate`")
+    return labels.astype(str).map(index).to_numpy(dtype=np.int64)
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1 and the confusion matrix (rows: actual, columns: predicted)."""
+    ids = list(range(len(classes)))
+    return {
+        "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
+        "macro_f1": round(float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)), 4),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "rows": int(len(y_true)),
+    }
+
+
+def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[dict, np.ndarray]:
+    """Score one saved model on `test`; return (scores, predicted class ids)."""
+    tokenizer, model, meta = gm.load(folder)
+    if meta["labels"] != list(cfg.data.labels):
+        raise GraftError(f"{folder}: trained for labels {meta['labels']}, but data.labels is {cfg.data.labels}")
+    logits = gm.predict_logits(model, tokenizer, test["text"].astype(str).tolist(), meta["max_length"],
+                               cfg.evaluate.batch_size)
+    pred = logits.argmax(1)
+    return scores(label_ids(test["label"], meta["labels"]), pred, meta["labels"]), pred
+
+
+def evaluate(test: pd.DataFrame, finetune: str | Path, scratch: str | Path, cfg: Config) -> tuple[dict, list[dict]]:
+    """Scores of both models, plus the fine-tuned model's (actual, predicted) rows for a confusion plot."""
+    classes = list(cfg.data.labels)
+    ft, ft_pred = score_model(finetune, test, cfg)
+    sc, _ = score_model(scratch, test, cfg)
+    rows = [{"actual": a, "predicted": classes[p]} for a, p in zip(test["label"].astype(str), ft_pred)]
+    return {"finetune": ft, "scratch": sc, "labels": classes}, rows
+
+
+def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: Config, out: str | Path,
+        confusion: str | Path | None = None) -> dict:
+    """The stage as the orchestrators call it: score both models, write the metrics (and confusion rows) JSON."""
+    from graft.artifacts import write_json
+    from graft.data import read_splits
+
+    result, rows = evaluate(read_splits(split_dir)["test"], finetune, scratch, cfg)
+    write_json(out, result)
+    if confusion:
+        write_json(confusion, rows)
+    return result

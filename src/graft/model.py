@@ -1,0 +1,153 @@
+"""Backbones and the classifier built on them: resolve a source, load (pretrained or scratch), save, reload.
+
+Weights load only from safetensors (never pickles) and `trust_remote_code` is never enabled.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from graft.artifacts import read_json, write_json
+from graft.config import Candidate
+from graft.errors import GraftError
+
+InitFrom = Literal["pretrained", "scratch"]
+MODEL_META = "graft_model.json"
+WEIGHTS = "model.safetensors"
+
+
+def resolve_source(source: str) -> str:
+    """Turn a catalog `source` into something `from_pretrained` accepts: a local folder or a hub id."""
+    if source.startswith("pkg:"):
+        module = source.removeprefix("pkg:")
+        try:
+            return str(importlib.import_module(module).get_model_path())
+        except ImportError:
+            raise GraftError(f"backbone source {source!r}: package {module} is not installed") from None
+        except AttributeError:
+            raise GraftError(f"backbone source {source!r}: {module} has no get_model_path()") from None
+    if Path(source).exists():
+        if not (Path(source) / "config.json").is_file():
+            raise GraftError(f"backbone source {source!r}: folder has no config.json")
+        return source
+    return source  # a hub id; only loads where a hub is reachable (HF_HUB_OFFLINE=1 makes it fail fast)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average the token vectors that the attention mask keeps (sentence-transformers pooling)."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class Classifier(nn.Module):
+    """A transformer encoder, mean pooling and a new linear head: (input_ids, attention_mask) -> logits."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Return class logits."""
+        return self.head(self.dropout(self.features(input_ids, attention_mask)))
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Return the mean-pooled sentence vector."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+
+
+def load_encoder(candidate: Candidate, init_from: InitFrom = "pretrained"):
+    """Load a candidate's tokenizer and encoder; `scratch` builds the same architecture with random weights."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    _quiet_transformers()
+    path = resolve_source(candidate.source)
+    overrides = {"num_hidden_layers": candidate.num_layers} if candidate.num_layers else {}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, **overrides)
+        if candidate.num_layers and candidate.num_layers > _full_depth(path):
+            raise GraftError(f"backbone {candidate.name}: num_layers={candidate.num_layers} exceeds the model's "
+                             f"{_full_depth(path)} layers")
+        if init_from == "scratch":
+            encoder = AutoModel.from_config(config, add_pooling_layer=False)
+        else:
+            encoder = AutoModel.from_pretrained(path, config=config, add_pooling_layer=False, use_safetensors=True)
+    except GraftError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise GraftError(f"backbone {candidate.name}: cannot load {candidate.source!r}: "
+                         f"{str(exc).splitlines()[0]}") from None
+    return tokenizer, encoder
+
+
+def _full_depth(path: str) -> int:
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(path).num_hidden_layers)
+
+
+def build(candidate: Candidate, labels: list[str], init_from: InitFrom, dropout: float):
+    """Tokenizer and a fresh classifier for `labels` on top of the candidate backbone."""
+    tokenizer, encoder = load_encoder(candidate, init_from)
+    return tokenizer, Classifier(encoder, len(labels), dropout)
+
+
+def save(model: Classifier, tokenizer, out: Path, meta: dict) -> None:
+    """Write weights (safetensors), encoder config, tokenizer and graft metadata into folder `out`."""
+    from safetensors.torch import save_model
+
+    save_model(model, str(out / WEIGHTS))
+    model.encoder.config.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_json(out / MODEL_META, meta)
+
+
+def load(folder: str | Path) -> tuple:
+    """Reload a saved classifier: (tokenizer, model in eval mode, metadata)."""
+    from safetensors.torch import load_model
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    _quiet_transformers()
+    folder = Path(folder)
+    if not (folder / MODEL_META).is_file():
+        raise GraftError(f"{folder}: not a graft model folder (no {MODEL_META})")
+    meta = read_json(folder / MODEL_META)
+    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder), add_pooling_layer=False)
+    model = Classifier(encoder, len(meta["labels"]), meta.get("dropout", 0.1))
+    load_model(model, str(folder / WEIGHTS))
+    return AutoTokenizer.from_pretrained(folder), model.eval(), meta
+
+
+def batches(texts: list[str], size: int):
+    """Consecutive slices of `texts`."""
+    for i in range(0, len(texts), size):
+        yield texts[i:i + size]
+
+
+@torch.inference_mode()
+def predict_logits(model: Classifier, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
+    """fp32 logits for `texts` (eval mode), batch by batch."""
+    model.eval()
+    out = []
+    for chunk in batches(texts, batch_size):
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        out.append(model(enc["input_ids"], enc["attention_mask"]).float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)

@@ -1,0 +1,82 @@
+"""The `prepare` stage: raw table -> clean (text, label, time) table -> deterministic stratified splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from graft import data
+from graft.artifacts import atomic_dir, write_json
+from graft.config import Config
+from graft.errors import GraftError
+
+
+def clean(df: pd.DataFrame) -> pd.DataFrame:
+    """Strip surrounding whitespace, normalise time to ISO-8601 and drop exact duplicate texts.
+
+    Duplicates are dropped here because a text that lands in both train and test inflates every score; what cannot
+    be repaired mechanically (missing columns, empty texts, unknown labels) is left for `validate` to report.
+    """
+    df = df.copy()
+    if "text" in df.columns:
+        df["text"] = df["text"].astype("string").str.strip()
+        df = df.drop_duplicates(subset="text", keep="first")
+    if "label" in df.columns:
+        df["label"] = df["label"].astype("string").str.strip()
+    if "time" in df.columns:
+        df["time"] = pd.to_datetime(df["time"], errors="coerce", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return df.reset_index(drop=True)
+
+
+def _stratify_on(df: pd.DataFrame) -> pd.Series | None:
+    """Stratify on the label when every class can be split; otherwise split at random (validate will object)."""
+    if "label" not in df.columns or df["label"].isna().any():
+        return None
+    return df["label"] if df["label"].value_counts().min() >= 2 else None
+
+
+def _take(df: pd.DataFrame, size: int | float | str, seed: int, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split `size` rows (a count, a fraction or `all`) off `df`; return (taken, rest)."""
+    if size == "all":
+        return df, df.iloc[0:0]
+    if isinstance(size, int) and size >= len(df):
+        raise GraftError(f"prepare.{what}={size} but only {len(df)} clean rows are left to split")
+    try:
+        rest, taken = train_test_split(df, test_size=size, random_state=seed, stratify=_stratify_on(df))
+    except ValueError:  # e.g. too few rows for the number of classes
+        rest, taken = train_test_split(df, test_size=size, random_state=seed, stratify=None)
+    return taken, rest
+
+
+def split(df: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFrame]:
+    """Split into test, then validation, then train; the same seed and data always give the same rows."""
+    p = cfg.prepare
+    test, rest = _take(df, p.test_size, cfg.seed, "test_size")
+    validation, rest = _take(rest, p.validation_size, cfg.seed, "validation_size")
+    train = _take(rest, p.train_size, cfg.seed, "train_size")[0]
+    return {name: part.reset_index(drop=True) for name, part in
+            (("train", train), ("validation", validation), ("test", test))}
+
+
+def prepare(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]:
+    """Read the raw table, clean and split it into `out_dir` (atomically); return the row count per split."""
+    raw = Path(raw)
+    source = data.read_table(raw, cfg.data)
+    table = clean(source)
+    if table.empty:
+        raise GraftError(f"{raw}: no rows")
+    splits = split(table, cfg)
+    counts = {name: len(part) for name, part in splits.items()}
+    with atomic_dir(out_dir) as tmp:
+        data.write_splits(tmp, splits)
+        write_json(tmp / "manifest.json", {
+            "source": str(raw),
+            "source_md5": data.file_md5(raw),
+            "rows": counts,
+            "dropped_duplicates": len(source) - len(table),
+            "labels": {n: part["label"].value_counts().to_dict() if "label" in part else {}
+                       for n, part in splits.items()},
+        })
+    return counts

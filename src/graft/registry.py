@@ -1,0 +1,86 @@
+"""Registering a promoted model in the MLflow model registry, with its params, metrics and lineage.
+
+The alias (default `champion`) moves only after the run, its artifacts and the model version all exist, so a
+failure part-way never leaves the alias pointing at a half-registered model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from graft.config import RegistryConfig
+from graft.errors import GraftError
+
+
+def tracking_uri(cfg: RegistryConfig) -> str:
+    """The MLflow tracking URI: MLFLOW_TRACKING_URI when set, else the configured one (a project SQLite file)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
+
+
+def _flatten(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
+        return out
+    return {prefix: value}
+
+
+def _client(cfg: RegistryConfig):
+    import mlflow
+
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    return mlflow, mlflow.MlflowClient()
+
+
+def champion(cfg: RegistryConfig) -> dict | None:
+    """The version the alias points at, or None when nothing was promoted yet."""
+    mlflow, client = _client(cfg)
+    try:
+        mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return {"model_name": cfg.model_name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source}
+
+
+def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str]) -> dict:
+    """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
+    mlflow, client = _client(cfg)
+    try:
+        exp = mlflow.get_experiment_by_name(cfg.experiment)
+        exp_id = exp.experiment_id if exp else mlflow.create_experiment(
+            cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
+        with mlflow.start_run(experiment_id=exp_id, run_name="graft-gate") as run:
+            flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
+            mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+            numbers = {k: float(v) for k, v in _flatten("", metrics).items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            mlflow.log_metrics(numbers)
+            mlflow.set_tags(tags)
+            mlflow.log_artifacts(str(package), artifact_path="model")
+        if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
+            client.create_registered_model(cfg.model_name)
+        mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
+                                         run_id=run.info.run_id, tags=tags)
+        client.set_registered_model_alias(cfg.model_name, cfg.alias, mv.version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise GraftError(f"registry {tracking_uri(cfg)}: {str(exc).splitlines()[0]}") from None
+    return {"model_name": cfg.model_name, "version": int(mv.version), "alias": cfg.alias,
+            "run_id": run.info.run_id, "tracking_uri": tracking_uri(cfg)}
+
+
+def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict) -> dict:
+    """Register a package that passed the gate, stamped with its lineage (data md5, commit, params hash)."""
+    from graft import lineage
+    from graft.artifacts import read_json
+
+    if not verdict["passed"]:
+        raise GraftError("refusing to register a model that failed the gate")
+    meta = read_json(Path(package) / "graft_model.json")
+    tags = lineage.tags(cfg, split_dir, meta, verdict)
+    return register(package, cfg.registry, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)

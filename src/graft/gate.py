@@ -35,5 +35,6 @@ def markdown(verdict: dict) -> str:
     head = "**PASSED**: the candidate may be promoted" if verdict["passed"] else "**FAILED**: not promoted"
     lines = [head, "", "| check | value | threshold | passed | why |", "|---|---|---|---|---|"]
     for c in verdict["checks"]:
-        lines.append(f"| {c['name']} | {c['value']} | {c['threshold']} | {'yes' if c['passed'] else 'NO'} | {c['why']} |")
+        ok = "yes" if c["passed"] else "NO"
+        lines.append(f"| {c['name']} | {c['value']} | {c['threshold']} | {ok} | {c['why']} |")
     return "\n".join(lines) + "\n"

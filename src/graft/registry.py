@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,13 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def _client(cfg: RegistryConfig):
+    """An MlflowClient bound to this config's URI (no global mlflow state: set_tracking_uri writes the env)."""
     import mlflow
 
     for name in ("alembic", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    return mlflow, mlflow.MlflowClient()
+    uri = tracking_uri(cfg)
+    return mlflow, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def champion(cfg: RegistryConfig) -> dict | None:
@@ -48,21 +50,35 @@ def champion(cfg: RegistryConfig) -> dict | None:
     return {"model_name": cfg.model_name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source}
 
 
+def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: dict, tags: dict[str, str]):
+    """One finished MLflow run holding the params, the numeric metrics, the tags and the model package."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    run = client.create_run(exp_id, run_name="graft-gate", tags=tags)
+    try:
+        flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
+        numbers = {k: float(v) for k, v in _flatten("", metrics).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        now = int(time.time() * 1000)
+        client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
+                         metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
+                         tags=[RunTag(k, v) for k, v in tags.items()])
+        client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
+    except BaseException:
+        client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    client.set_terminated(run.info.run_id)
+    return run
+
+
 def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str]) -> dict:
     """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
     mlflow, client = _client(cfg)
     try:
-        exp = mlflow.get_experiment_by_name(cfg.experiment)
-        exp_id = exp.experiment_id if exp else mlflow.create_experiment(
+        exp = client.get_experiment_by_name(cfg.experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
             cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
-        with mlflow.start_run(experiment_id=exp_id, run_name="graft-gate") as run:
-            flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
-            mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
-            numbers = {k: float(v) for k, v in _flatten("", metrics).items()
-                       if isinstance(v, (int, float)) and not isinstance(v, bool)}
-            mlflow.log_metrics(numbers)
-            mlflow.set_tags(tags)
-            mlflow.log_artifacts(str(package), artifact_path="model")
+        run = _log_run(client, exp_id, package, params, metrics, tags)
         if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
             client.create_registered_model(cfg.model_name)
         mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",

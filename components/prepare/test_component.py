@@ -1,0 +1,24 @@
+"""The `prepare` component alone through kfp.local."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from components.prepare.component import prepare
+from graft import config
+from tests.shrink import shrunk_params
+
+
+def test_prepare_component_writes_split_dataset(tmp_path, raw_file):
+    from kfp import local
+
+    cfg = config.from_dict({**shrunk_params(tmp_path), "data": {
+        **shrunk_params(tmp_path)["data"], "raw": str(raw_file)}}).to_dict()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    task = prepare(config=cfg, source="")
+    splits = task.outputs["splits"]
+    assert splits.metadata == {"train_rows": 120, "validation_rows": 40, "test_rows": 60}
+    folder = Path(splits.path)
+    assert len(pd.read_parquet(folder / "test.parquet")) == 60
+    assert json.loads((folder / "manifest.json").read_text())["rows"]["train"] == 120

@@ -1,0 +1,45 @@
+"""The `validate` component through kfp.local: a bad data set stops the pipeline at validation."""
+
+import pandas as pd
+import pytest
+from kfp import dsl
+
+from components.prepare.component import prepare
+from components.validate.component import validate
+from graft import config
+from tests.shrink import shrunk_params
+
+
+def run(tmp_path, raw: str):
+    from kfp import local
+
+    params = shrunk_params(tmp_path)
+    params["data"].update(raw=raw, text_column="text", label_column="label", time_column=None)
+    params["data"].pop("time_column")
+    params["prepare"] = {"test_size": 20, "validation_size": 20, "train_size": "all"}
+    cfg = config.from_dict(params).to_dict()
+
+    @dsl.pipeline(name="validate-only")
+    def check(config: dict = cfg):
+        validate(config=config, splits=prepare(config=config, source="").outputs["splits"])
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    check()
+
+
+def table(n=100):
+    labels = ["HillaryClinton", "realDonaldTrump"]
+    return pd.DataFrame({"text": [f"text {i}" for i in range(n)], "label": [labels[i % 2] for i in range(n)]})
+
+
+def test_valid_data_passes(tmp_path):
+    table().to_csv(tmp_path / "ok.csv", index=False)
+    run(tmp_path, str(tmp_path / "ok.csv"))
+
+
+def test_unknown_label_fails_the_pipeline(tmp_path):
+    df = table()
+    df.loc[df.index[::7], "label"] = "BernieSanders"
+    df.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(RuntimeError, match="Inner task failed: .*validate"):
+        run(tmp_path, str(tmp_path / "bad.csv"))

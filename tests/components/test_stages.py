@@ -1,0 +1,121 @@
+"""Each stage's library function on the shrunk config (the whole chain once, then one assertion set per stage)."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+from graft import config, registry
+from graft.artifacts import read_json
+from graft.data import read_splits
+from graft.errors import GraftError
+from tests.shrink import write_params
+
+
+def test_prepare_writes_three_disjoint_stratified_splits(stage_run, shrunk):
+    splits = read_splits(stage_run["splits"])
+    assert [len(splits[s]) for s in ("train", "validation", "test")] == [120, 40, 60]
+    assert set(splits["train"].columns) == {"text", "label", "time"}
+    assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
+    manifest = read_json(stage_run["splits"] / "manifest.json")
+    assert manifest["source_md5"] == "22cdee4bab2a5204473f4b4a6199d7ea"  # the corpus data.dvc pins
+    assert manifest["labels"]["test"] == {"HillaryClinton": 30, "realDonaldTrump": 30}
+
+
+def test_select_ranks_both_candidates(stage_run):
+    sel = read_json(stage_run["select"])
+    assert [r["name"] for r in sel["ranking"]] != [] and sel["selected"] == sel["ranking"][0]["name"]
+    assert {r["name"] for r in sel["ranking"]} == {"minilm-l1", "minilm-l2"}
+    params = {r["name"]: r["params"] for r in sel["ranking"]}
+    assert params["minilm-l1"] < params["minilm-l2"]
+    accs = [r["probe_accuracy"] for r in sel["ranking"]]
+    assert accs == sorted(accs, reverse=True) and all(0.5 < a <= 1 for a in accs)
+
+
+def test_train_and_baseline_share_everything_but_init(stage_run):
+    ft, sc = read_json(stage_run["train"]), read_json(stage_run["baseline"])
+    assert (ft["init_from"], sc["init_from"]) == ("pretrained", "scratch")
+    assert ft["backbone"] == sc["backbone"] and ft["train_rows"] == sc["train_rows"] == 120
+    assert len(ft["history"]) == len(sc["history"]) == 1
+    ft_meta = read_json(stage_run["finetune"] / "graft_model.json")
+    sc_meta = read_json(stage_run["scratch"] / "graft_model.json")
+    assert {k: v for k, v in ft_meta.items() if k != "init_from"} == {k: v for k, v in sc_meta.items()
+                                                                         if k != "init_from"}
+
+
+def test_training_is_deterministic(stage_run, shrunk, tmp_path):
+    from graft import train
+
+    _, cfg = shrunk
+    again = train.run(stage_run["splits"], stage_run["select"], tmp_path / "m", cfg, "pretrained", tmp_path / "t.json")
+    first = read_json(stage_run["train"])
+    assert again["history"] == first["history"]
+
+
+def test_evaluate_contract(stage_run):
+    ev = read_json(stage_run["evaluate"])
+    for name in ("finetune", "scratch"):
+        assert set(ev[name]) >= {"accuracy", "macro_f1", "confusion_matrix"}
+        assert 0 <= ev[name]["macro_f1"] <= 1 and ev[name]["rows"] == 60
+        assert np.array(ev[name]["confusion_matrix"]).sum() == 60
+
+
+def test_export_matches_pytorch_on_the_test_split(stage_run):
+    exp = read_json(stage_run["export"])
+    assert exp["max_abs_diff"] < 1e-4 and exp["agreement"] >= 0.999 and exp["rows"] == 60
+    assert exp["onnx_accuracy"] == exp["torch_accuracy"]
+    files = {p.name for p in stage_run["onnx"].iterdir()}
+    assert {"model.onnx", "labels.json", "tokenizer.json", "graft_model.json"} <= files
+
+
+def test_onnx_axes_are_dynamic(stage_run):
+    from tokenizers import Tokenizer
+
+    from graft.export import session
+
+    sess = session(stage_run["onnx"] / "model.onnx")
+    tok = Tokenizer.from_file(str(stage_run["onnx"] / "tokenizer.json"))
+    for batch, length in ((1, 5), (3, 29)):
+        ids = np.array([tok.encode("word " * 40).ids[:length]] * batch, dtype=np.int64)
+        logits = sess.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+        assert logits.shape == (batch, 2)
+
+
+def test_promotion_registers_the_champion_with_lineage(stage_run, shrunk):
+    _, cfg = shrunk
+    champ = registry.champion(cfg.registry)
+    assert champ["version"] == stage_run["registered"]["version"]
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
+    mv = client.get_model_version(cfg.registry.model_name, str(champ["version"]))
+    assert mv.tags["graft.data_md5"] == "22cdee4bab2a5204473f4b4a6199d7ea"
+    assert mv.tags["graft.gate"] == "passed" and len(mv.tags["graft.params_hash"]) == 16
+    run = client.get_run(mv.run_id)
+    assert run.info.status == "FINISHED"
+    assert {"model.onnx", "labels.json"} <= {f.path.split("/")[-1] for f in client.list_artifacts(mv.run_id, "model")}
+    assert "evaluate.finetune.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "1"
+
+
+def test_promote_refuses_a_failed_verdict(stage_run, shrunk):
+    _, cfg = shrunk
+    with pytest.raises(GraftError, match="failed the gate"):
+        registry.promote(stage_run["onnx"], stage_run["splits"], cfg, {}, {}, {"passed": False})
+
+
+def test_gate_cli_fails_and_registers_nothing(stage_run, shrunk, tmp_path):
+    params, cfg = shrunk
+    strict = json.loads(json.dumps(params))
+    strict["gate"].update(min_macro_f1=0.99, min_margin_over_scratch=0.5)
+    write_params(tmp_path, strict)
+    before = registry.champion(cfg.registry)["version"]
+    res = subprocess.run(["graft", "gate", "--evaluate", str(stage_run["evaluate"]), "--export",
+                          str(stage_run["export"]), "--package", str(stage_run["onnx"]), "--splits",
+                          str(stage_run["splits"]), "--out", str(tmp_path / "gate.json")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 1
+    assert "min_macro_f1" in res.stderr and "beats_scratch" in res.stderr and "nothing was registered" in res.stderr
+    verdict = read_json(tmp_path / "gate.json")
+    assert verdict["passed"] is False and verdict["registered"] is None and len(verdict["reasons"]) == 2
+    assert registry.champion(config.load(tmp_path / "params.yaml").registry)["version"] == before

@@ -1,0 +1,74 @@
+"""Shared fixtures (loaded by the root conftest.py): offline env, the corpus, the shrunk config, a full run."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.shrink import shrunk_params, write_params
+
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "MLFLOW_ENABLE_TELEMETRY": "false",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_env():
+    """Nothing in the tests may reach a hub; the venv's console scripts (graft, dvc) come first on PATH."""
+    saved = dict(os.environ)
+    os.environ.update(OFFLINE_ENV)
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def raw_file(tmp_path_factory) -> Path:
+    """A private copy of the default election-tweets corpus."""
+    from graft.data import materialize
+
+    return materialize(tmp_path_factory.mktemp("raw") / "election-tweets-2016.tab")
+
+
+@pytest.fixture(scope="session")
+def shrunk(tmp_path_factory, raw_file):
+    """(params dict, Config) of the shrunk pipeline, with its own registry folder."""
+    from graft import config
+
+    folder = tmp_path_factory.mktemp("shrunk")
+    params = shrunk_params(folder)
+    params["data"]["raw"] = str(raw_file)
+    return params, config.load(write_params(folder, params))
+
+
+@pytest.fixture(scope="session")
+def stage_run(tmp_path_factory, shrunk):
+    """Every stage of the library, in order, on the shrunk config; returns the paths they wrote."""
+    from graft import evaluate, export, gate, prepare, registry, select, train
+    from graft.artifacts import read_json, write_json
+    from graft.data import read_splits
+    from graft.validate import validate_tables
+
+    _, cfg = shrunk
+    out = tmp_path_factory.mktemp("run")
+    p = {name: out / name for name in ("splits", "finetune", "scratch", "onnx")}
+    p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "evaluate", "export")})
+    prepare.prepare(cfg.data.raw, p["splits"], cfg)
+    assert validate_tables(read_splits(p["splits"]), cfg).passed
+    write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
+    train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
+    train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
+    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"])
+    export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
+    verdict = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
+    p["registered"] = registry.promote(p["onnx"], p["splits"], cfg, read_json(p["evaluate"]),
+                                       read_json(p["export"]), verdict)
+    return p

@@ -1,0 +1,102 @@
+"""`dvc repro` of the real dvc.yaml in a temporary copy of the project, on the shrunk config."""
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from graft import config, registry
+from graft.artifacts import read_json
+from tests.shrink import ROOT, shrunk_params, write_params
+
+pytestmark = pytest.mark.slow
+
+
+def sh(*cmd, cwd, check=True):
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+    if check and res.returncode:
+        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git + DVC copy of the project with the shrunk params and the pinned raw data in place."""
+    tmp = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, tmp / name)
+    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (tmp / ".dvc").mkdir()
+    shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
+    write_params(tmp, shrunk_params(tmp))
+    sh("git", "init", "-q", cwd=tmp)
+    sh("graft", "materialize", cwd=tmp)
+    assert "modified" not in sh("dvc", "status", "data.dvc", cwd=tmp).stdout  # the copy matches the pin
+    sh("dvc", "commit", "-q", "-f", "data.dvc", cwd=tmp)
+    first = sh("dvc", "repro", cwd=tmp)
+    return tmp, first
+
+
+def test_repro_runs_every_stage_then_nothing(project):
+    tmp, first = project
+    for stage in ("prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate"):
+        assert f"Running stage '{stage}'" in first.stdout
+    second = sh("dvc", "repro", cwd=tmp)
+    assert "Running stage" not in second.stdout
+    assert "Data and pipelines are up to date" in second.stdout
+
+
+def test_metrics_show_lists_finetune_and_scratch(project):
+    tmp, _ = project
+    out = sh("dvc", "metrics", "show", cwd=tmp).stdout
+    for key in ("finetune.accuracy", "finetune.macro_f1", "scratch.accuracy", "scratch.macro_f1"):
+        assert key in out
+    gate = read_json(tmp / "metrics" / "gate.json")
+    assert gate["passed"] is True and gate["registered"]["version"] == 1
+
+
+def test_gate_registered_the_champion(project):
+    tmp, _ = project
+    champ = registry.champion(config.load(tmp / "params.yaml").registry)
+    assert champ is not None and champ["version"] == 1
+
+
+def test_push_and_pull_through_the_local_remote(project):
+    tmp, _ = project
+    sh("dvc", "push", "-q", cwd=tmp)
+    assert any((tmp / ".dvcstore").rglob("*"))
+    shutil.rmtree(tmp / "models")
+    shutil.rmtree(tmp / ".dvc" / "cache")
+    sh("dvc", "pull", "-q", cwd=tmp)
+    assert (tmp / "models" / "onnx" / "model.onnx").is_file()
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=tmp).stdout
+
+
+def test_bad_data_stops_at_validate_and_registry_is_untouched(project):
+    tmp, _ = project
+    db = tmp / "mlflow.db"
+    before = hashlib.md5(db.read_bytes()).hexdigest()
+    bad = tmp / "incoming" / "bad.csv"
+    bad.parent.mkdir()
+    labels = ["HillaryClinton", "realDonaldTrump", "BernieSanders"]
+    pd.DataFrame({"text": [f"tweet {i}" for i in range(300)], "label": [labels[i % 3] for i in range(300)]}).to_csv(
+        bad, index=False)
+    params = shrunk_params(tmp)
+    params["data"].update(raw="incoming/bad.csv", text_column="text", label_column="label")
+    params["data"].pop("time_column")
+    write_params(tmp, params)
+    res = sh("dvc", "repro", cwd=tmp, check=False)
+    assert res.returncode != 0
+    assert "Running stage 'validate'" in res.stdout and "Running stage 'select'" not in res.stdout
+    assert "label_in_set" in res.stderr and "'BernieSanders'" in res.stderr
+    assert hashlib.md5(db.read_bytes()).hexdigest() == before
+
+
+def test_changed_raw_data_is_detected_against_data_dvc(project):
+    tmp, _ = project
+    raw = Path(tmp / "data" / "raw" / "election-tweets-2016.tab")
+    raw.write_text(raw.read_text() + "False\t2016-09-29 00:00:00\ten\t1\t1\t\t\trealDonaldTrump\t\tnew tweet\t\t\n")
+    assert "modified" in sh("dvc", "status", "data.dvc", cwd=tmp).stdout

@@ -1,0 +1,69 @@
+"""The KFP pipeline through kfp.local (SubprocessRunner, this interpreter) on the shrunk config."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graft import config, registry
+from tests.shrink import shrunk_params
+
+pytestmark = pytest.mark.slow
+
+
+def run_pipeline(params: dict, root: Path) -> Path:
+    from kfp import local
+
+    from pipelines.graft_pipeline import create_pipeline
+
+    cfg = config.from_dict(params).to_dict()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    create_pipeline(cfg)(config=cfg)
+    (run_dir,) = list(root.iterdir())
+    return run_dir
+
+
+def outputs(run_dir: Path, task: str) -> dict:
+    return json.loads((run_dir / task / "executor_output.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def kfp_run(tmp_path_factory, raw_file):
+    tmp = tmp_path_factory.mktemp("kfp")
+    params = shrunk_params(tmp)
+    params["data"]["raw"] = str(raw_file)
+    return params, run_pipeline(params, tmp / "root")
+
+
+def test_every_task_ran_and_the_gate_promoted(kfp_run):
+    params, run_dir = kfp_run
+    tasks = {p.name for p in run_dir.iterdir()}
+    assert tasks == {"prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate", "register"}
+    assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
+    version = outputs(run_dir, "register")["parameterValues"]["Output"]
+    assert registry.champion(config.from_dict(params).registry)["version"] == version
+
+
+def test_typed_artifacts_for_the_ui(kfp_run):
+    _, run_dir = kfp_run
+    confusion = outputs(run_dir, "evaluate")["artifacts"]["confusion"]["artifacts"][0]["metadata"]
+    names = [s["displayName"] for s in confusion["confusionMatrix"]["annotationSpecs"]]
+    assert names == ["HillaryClinton", "realDonaldTrump"]
+    assert sum(sum(r["row"]) for r in confusion["confusionMatrix"]["rows"]) == 60
+    assert "| rank | backbone |" in (run_dir / "select" / "ranking").read_text()
+    assert (run_dir / "gate" / "table").read_text().startswith("**PASSED**")
+    evaluation = json.loads((run_dir / "evaluate" / "evaluation").read_text())
+    assert set(evaluation) >= {"finetune", "scratch"}
+    parity = json.loads((run_dir / "export" / "parity").read_text())
+    assert parity["agreement"] >= 0.999
+    assert (run_dir / "export" / "package" / "model.onnx").is_file()
+
+
+def test_failing_gate_skips_registration(tmp_path, raw_file):
+    params = shrunk_params(tmp_path)
+    params["data"]["raw"] = str(raw_file)
+    params["gate"].update(min_macro_f1=1.01 - 0.01, min_margin_over_scratch=0.99)
+    run_dir = run_pipeline(params, tmp_path / "root")
+    assert outputs(run_dir, "gate")["parameterValues"]["Output"] is False
+    assert not (run_dir / "register").exists()
+    assert registry.champion(config.from_dict(params).registry) is None

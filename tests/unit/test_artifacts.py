@@ -1,0 +1,29 @@
+import pytest
+
+from graft.artifacts import atomic_dir, read_json, write_json
+
+
+def test_atomic_dir_keeps_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "model"
+    with atomic_dir(target) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert (target / "weights").read_text() == "v1"
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary leftovers
+
+
+def test_atomic_dir_replaces_on_success(tmp_path):
+    target = tmp_path / "model"
+    for version in ("v1", "v2"):
+        with atomic_dir(target) as tmp:
+            (tmp / "weights").write_text(version)
+    assert (target / "weights").read_text() == "v2"
+    assert oct(target.stat().st_mode & 0o777) == "0o755"
+
+
+def test_write_json_round_trip(tmp_path):
+    write_json(tmp_path / "a" / "m.json", {"x": [1, 2]})
+    assert read_json(tmp_path / "a" / "m.json") == {"x": [1, 2]}

@@ -56,7 +56,7 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     gen = seed_everything(cfg.seed)
     classes = list(cfg.data.labels)
     tokenizer, model = gm.build(candidate, classes, init_from, t.dropout)
-    texts, y = train["text"].astype(str).tolist(), torch.from_numpy(label_ids(train["label"], classes))
+    texts, y = train["text"].astype(str).tolist(), torch.tensor(label_ids(train["label"], classes))
     val_texts, val_y = validation["text"].astype(str).tolist(), label_ids(validation["label"], classes)
     steps_per_epoch = math.ceil(len(texts) / t.batch_size)
     total = steps_per_epoch * t.epochs

@@ -33,15 +33,43 @@ def compile_yaml(params: str, out: Path) -> Path:
     return out
 
 
-def run_local(params: str, root: Path) -> None:
-    """Run the whole pipeline in this interpreter's environment with kfp.local's SubprocessRunner."""
+def run_local(params: str, root: Path) -> Path:
+    """Run the whole pipeline in this interpreter's environment with kfp.local's SubprocessRunner.
+
+    Returns the run's folder (one sub-folder per task, holding its output artifacts).
+    """
     from kfp import local
 
     from pipelines.graft_pipeline import create_pipeline
 
     cfg = local_config(params)
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root.resolve()))
+    root = root.resolve()
+    before = set(root.glob("*")) if root.is_dir() else set()
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     create_pipeline(cfg)(config=cfg)
+    (run_dir,) = set(root.glob("*")) - before
+    return run_dir
+
+
+def local_summary(run_dir: Path, params: str) -> str:
+    """The same summary as `make run` prints, read from a kfp.local run's artifacts."""
+    from graft import config
+    from graft.artifacts import read_json
+    from graft.report import render
+
+    def art(task: str, name: str):
+        path = run_dir / task / name
+        return read_json(path) if path.is_file() else None
+
+    verdict = art("gate", "verdict")
+    registered = art("register", "executor_output.json")
+    if verdict is not None:
+        reg = config.load(params).registry
+        verdict["registered"] = registered and {
+            "model_name": reg.model_name, "version": registered["parameterValues"]["Output"], "alias": reg.alias,
+            "tracking_uri": local_config(params)["registry"]["tracking_uri"]}
+    return render(art("select", "selection"), art("evaluate", "evaluation"), art("export", "parity"), verdict,
+                  run_dir / "export" / "package")
 
 
 def main(argv=None) -> int:
@@ -58,8 +86,9 @@ def main(argv=None) -> int:
     if args.cmd == "compile":
         print(f"compiled: {compile_yaml(args.params, args.out)}")
     else:
-        run_local(args.params, args.root)
-        print(f"kfp.local run finished; artifacts under {args.root.resolve()}")
+        run_dir = run_local(args.params, args.root)
+        print(local_summary(run_dir, args.params), end="")
+        print(f"task artifacts  : {run_dir}")
     return 0
 
 

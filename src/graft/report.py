@@ -12,9 +12,14 @@ def _load(path: Path) -> dict | None:
 
 
 def summary(metrics_dir: str | Path, model_dir: str | Path) -> str:
-    """A short text summary: selection, fine-tuned vs scratch, ONNX parity, the verdict and where the model went."""
+    """The summary of a DVC run, from the metrics files in `metrics_dir`."""
     m = Path(metrics_dir)
     ev, gate, exp, sel = (_load(m / f"{n}.json") for n in ("evaluate", "gate", "export", "select"))
+    return render(sel, ev, exp, gate, model_dir)
+
+
+def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | None, model_dir: str | Path) -> str:
+    """A short text summary: selection, fine-tuned vs scratch, ONNX parity, the verdict and where the model went."""
     out = ["", "graft run summary", "================="]
     if sel:
         out.append(f"backbone       : {sel['selected']} (probe accuracy "

@@ -90,7 +90,8 @@ def _class_counts(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
 
 
 def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table: pd.DataFrame) -> str:
-    values = result.get("partial_unexpected_list") or []
+    counts = result.get("partial_unexpected_counts") or []
+    values = [c["value"] for c in counts] or result.get("partial_unexpected_list") or []
     shown = ", ".join(repr(v) for v in values[:3])
     n = result.get("unexpected_count")
     if check == "schema":

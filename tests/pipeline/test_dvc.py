@@ -75,24 +75,32 @@ def test_push_and_pull_through_the_local_remote(project):
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=tmp).stdout
 
 
-def test_bad_data_stops_at_validate_and_registry_is_untouched(project):
+@pytest.mark.parametrize("breakage, expected", [
+    ("unknown_label", ["label_in_set", "'BernieSanders'"]),
+    ("no_label_column", ["schema", "required column 'label' missing"]),
+])
+def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage, expected):
     tmp, _ = project
     db = tmp / "mlflow.db"
     before = hashlib.md5(db.read_bytes()).hexdigest()
-    bad = tmp / "incoming" / "bad.csv"
-    bad.parent.mkdir()
+    bad = tmp / "incoming" / f"{breakage}.csv"
+    bad.parent.mkdir(exist_ok=True)
     labels = ["HillaryClinton", "realDonaldTrump", "BernieSanders"]
-    pd.DataFrame({"text": [f"tweet {i}" for i in range(300)], "label": [labels[i % 3] for i in range(300)]}).to_csv(
-        bad, index=False)
+    frame = pd.DataFrame({"text": [f"tweet {i}" for i in range(300)], "label": [labels[i % 3] for i in range(300)]})
+    (frame.drop(columns="label") if breakage == "no_label_column" else frame).to_csv(bad, index=False)
     params = shrunk_params(tmp)
-    params["data"].update(raw="incoming/bad.csv", text_column="text", label_column="label")
+    params["data"].update(raw=f"incoming/{breakage}.csv", text_column="text", label_column="label")
     params["data"].pop("time_column")
     write_params(tmp, params)
     res = sh("dvc", "repro", cwd=tmp, check=False)
     assert res.returncode != 0
     assert "Running stage 'validate'" in res.stdout and "Running stage 'select'" not in res.stdout
-    assert "label_in_set" in res.stderr and "'BernieSanders'" in res.stderr
+    failures = [line for line in res.stderr.splitlines() if line.startswith("graft validate:")]
+    # one line per failed expectation: the broken column fails in each of the three splits
+    assert [f.split(": ")[2] for f in failures] == ["train", "validation", "test"]
+    assert all(e in f for f in failures for e in expected)
     assert hashlib.md5(db.read_bytes()).hexdigest() == before
+    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 1  # the last good run's verdict
 
 
 def test_changed_raw_data_is_detected_against_data_dvc(project):

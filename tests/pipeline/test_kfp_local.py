@@ -6,21 +6,15 @@ from pathlib import Path
 import pytest
 
 from graft import config, registry
-from tests.shrink import shrunk_params
+from pipelines.__main__ import local_summary, run_local
+from tests.shrink import shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
 
 
 def run_pipeline(params: dict, root: Path) -> Path:
-    from kfp import local
-
-    from pipelines.graft_pipeline import create_pipeline
-
-    cfg = config.from_dict(params).to_dict()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    create_pipeline(cfg)(config=cfg)
-    (run_dir,) = list(root.iterdir())
-    return run_dir
+    """What `make kfp-run` does, with the given params."""
+    return run_local(str(write_params(root.parent, params)), root)
 
 
 def outputs(run_dir: Path, task: str) -> dict:
@@ -42,6 +36,8 @@ def test_every_task_ran_and_the_gate_promoted(kfp_run):
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version
+    text = local_summary(run_dir, str(run_dir.parent.parent / "params.yaml"))
+    assert "gate           : PASSED" in text and f"graft-text version {version} -> alias 'champion'" in text
 
 
 def test_typed_artifacts_for_the_ui(kfp_run):
@@ -62,8 +58,10 @@ def test_typed_artifacts_for_the_ui(kfp_run):
 def test_failing_gate_skips_registration(tmp_path, raw_file):
     params = shrunk_params(tmp_path)
     params["data"]["raw"] = str(raw_file)
-    params["gate"].update(min_macro_f1=1.01 - 0.01, min_margin_over_scratch=0.99)
+    params["gate"].update(min_macro_f1=1.0, min_margin_over_scratch=0.99)
     run_dir = run_pipeline(params, tmp_path / "root")
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is False
     assert not (run_dir / "register").exists()
     assert registry.champion(config.from_dict(params).registry) is None
+    text = local_summary(run_dir, str(tmp_path / "params.yaml"))
+    assert "gate           : FAILED" in text and "model          : not registered" in text

@@ -29,8 +29,16 @@ def write_json(path: str | Path, payload: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    """Read a JSON file written by an earlier stage."""
-    return json.loads(Path(path).read_text())
+    """Read a JSON file written by an earlier stage; a missing or corrupt file is a one-line GraftError."""
+    from graft.errors import GraftError
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GraftError(f"{path}: not found (has the stage that writes it run?)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GraftError(f"{path}: not valid JSON: {exc}") from None
 
 
 @contextmanager

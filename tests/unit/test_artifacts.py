@@ -1,6 +1,7 @@
 import pytest
 
 from graft.artifacts import atomic_dir, read_json, write_json
+from graft.errors import GraftError
 
 
 def test_atomic_dir_keeps_the_old_folder_when_writing_fails(tmp_path):
@@ -27,3 +28,11 @@ def test_atomic_dir_replaces_on_success(tmp_path):
 def test_write_json_round_trip(tmp_path):
     write_json(tmp_path / "a" / "m.json", {"x": [1, 2]})
     assert read_json(tmp_path / "a" / "m.json") == {"x": [1, 2]}
+
+
+def test_read_json_errors_name_the_file(tmp_path):
+    with pytest.raises(GraftError, match="select.json: not found"):
+        read_json(tmp_path / "select.json")
+    (tmp_path / "bad.json").write_text("{half")
+    with pytest.raises(GraftError, match="bad.json: not valid JSON"):
+        read_json(tmp_path / "bad.json")

@@ -61,9 +61,16 @@ class PrepareConfig(Section):
 
 
 class ValidateConfig(Section):
-    """Thresholds of the data checks."""
+    """Thresholds of the data checks (each check's risk is documented in graft/validate.py)."""
 
+    min_rows: int = Field(20, ge=1, description="Fewest rows a table (each split) may have.")
+    max_rows: int = Field(10_000_000, ge=1, description="Most rows a table may have (a runaway export).")
     min_rows_per_class: int = Field(10, ge=1, description="Each expected label needs at least this many rows.")
+    max_imbalance_ratio: float = Field(
+        10.0, ge=1, description="Largest class / smallest present class, in the training table.")
+    max_duplicate_fraction: float = Field(
+        0.05, ge=0, le=1, description="Share of rows that may repeat an earlier text (exact, then normalized).")
+    max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters.")
 
 
 class Candidate(Section):

@@ -8,6 +8,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.metadata
+import io
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -54,6 +57,11 @@ def file_md5(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def normalize(text: str) -> str:
+    """Case-, space- and punctuation-folded text: the key of near-duplicate and leakage checks."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
 def _unquote(value: str) -> str:
     """Undo CSV-style quoting that Orange .tab files keep around fields with quotes or tabs."""
     if len(value) >= 2 and value[0] == value[-1] == '"':
@@ -61,17 +69,79 @@ def _unquote(value: str) -> str:
     return value
 
 
+# Leading bytes of files that are often renamed to .csv by mistake.
+BINARY_MAGIC = {
+    b"PK\x03\x04": "a zip container (an Excel .xlsx file?)",
+    b"\xd0\xcf\x11\xe0": "an OLE2 document (an old Excel .xls file?)",
+    b"PAR1": "a Parquet file (name it .parquet)",
+    b"\x1f\x8b": "gzip-compressed data",
+}
+DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+SUPPORTED = ".csv, .tsv, .parquet, .jsonl/.ndjson or Orange .tab"
+
+
+def _text_of(path: Path) -> str:
+    """The file as UTF-8 text; empty, binary and badly encoded files are named as such."""
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise GraftError(f"{path}: format: the file is empty")
+    for magic, what in BINARY_MAGIC.items():
+        if raw.startswith(magic):
+            raise GraftError(f"{path}: format: binary content ({what}), not {path.suffix} text")
+    if b"\x00" in raw[:65536]:
+        raise GraftError(f"{path}: format: binary content (NUL bytes), not {path.suffix} text")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise GraftError(f"{path}: encoding: not valid UTF-8 at byte {exc.start} (line {line}); "
+                         "re-save the file as UTF-8") from None
+
+
+def _delimited(path: Path, text: str) -> pd.DataFrame:
+    sep = DELIMITED[path.suffix.lower()]
+    if path.suffix.lower() == ".tab":
+        # Orange .tab: TSV whose 2nd and 3rd rows are type and flag rows; quotes are kept literally.
+        df = pd.read_csv(io.StringIO(text), sep=sep, skiprows=[1, 2], dtype=str, keep_default_na=False,
+                         quoting=csv.QUOTE_NONE)
+        return df.map(_unquote)
+    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    if df.shape[1] == 1:
+        header = str(df.columns[0])
+        for other in (";", "\t", "|", ","):
+            if other != sep and other in header:
+                raise GraftError(f"{path}: format: one column whose header contains {other!r}: wrong delimiter? "
+                                 f"{path.suffix} files are read {'comma' if sep == ',' else 'tab'}-separated")
+    return df
+
+
+def _jsonl(path: Path, text: str) -> pd.DataFrame:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise GraftError(f"{path}: format: line {number} is not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise GraftError(f"{path}: format: line {number} is not a JSON object")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix == ".tab":
-        # Orange .tab: TSV whose 2nd and 3rd rows are type and flag rows.
-        df = pd.read_csv(path, sep="\t", skiprows=[1, 2], dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-        return df.map(_unquote)
-    if suffix in (".csv", ".tsv"):
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
     if suffix in (".parquet", ".pq"):
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PAR1":
+                raise GraftError(f"{path}: format: not a Parquet file")
         return pd.read_parquet(path)
-    raise GraftError(f"{path}: unsupported file type {suffix!r} (use .csv, .tsv, .parquet or Orange .tab)")
+    if suffix in DELIMITED:
+        return _delimited(path, _text_of(path))
+    if suffix in (".jsonl", ".ndjson"):
+        return _jsonl(path, _text_of(path))
+    raise GraftError(f"{path}: format: unsupported file type {suffix!r} (use {SUPPORTED})")
 
 
 def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
@@ -88,7 +158,7 @@ def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
     except GraftError:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a corrupt file
-        raise GraftError(f"{path}: cannot read table: {str(exc).splitlines()[0]}") from None
+        raise GraftError(f"{path}: format: cannot read the table: {str(exc).splitlines()[0]}") from None
     renames = {cfg.text_column: "text", cfg.label_column: "label"}
     if cfg.time_column:
         renames[cfg.time_column] = "time"

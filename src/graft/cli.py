@@ -52,24 +52,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 @command
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Run the Great Expectations suite on prepared splits or on one data file."""
+    """Run the Great Expectations suite (and drift) on prepared splits, or the suite on one data file."""
     from graft import data
-    from graft.validate import validate_tables
+    from graft.validate import run
 
     cfg = _cfg(args)
     if bool(args.data) == bool(args.splits):
         raise GraftError("give exactly one of --data FILE or --splits DIR")
     if args.data:
-        where, report = args.data, validate_tables({"data": data.read_table(args.data, cfg.data)}, cfg, "data")
+        tables, train, where = {"data": data.read_table(args.data, cfg.data)}, "data", args.data
     else:
-        where, report = args.splits, validate_tables(data.read_splits(args.splits), cfg, "train")
-    if args.report:
-        write_json(args.report, report.to_dict())
+        tables, train, where = data.read_splits(args.splits), "train", args.splits
+    report = run(tables, cfg, where, train, args.report, args.docs, drift=bool(args.splits))
+    for line in report.warnings(where):
+        print(f"graft validate: WARNING: {line}", file=sys.stderr)
     if not report.passed:
         for line in report.failures(where):
             print(f"graft validate: {line}", file=sys.stderr)
         return 1
-    print(f"{where}: all {len(report.checks)} checks passed")
+    print(f"{where}: all {len(report.checks)} checks passed" + (f"; report: {args.docs}/summary.html"
+                                                                 if args.docs else ""))
     return 0
 
 
@@ -154,7 +156,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     """Print the run summary from the metrics files."""
     from graft.report import summary
 
-    print(summary(args.metrics_dir, args.package), end="")
+    print(summary(args.metrics_dir, args.package, args.failed_since), end="")
     return 0
 
 
@@ -187,7 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     v = stage("validate", _doc("validate"))
     v.add_argument("--data", help="a CSV/Parquet/.tab file with text and label columns")
     v.add_argument("--splits", help="a folder written by `graft prepare`")
-    v.add_argument("--report", help="write the JSON report here")
+    v.add_argument("--report", help="write the JSON report (each check: observed, threshold, passed) here")
+    v.add_argument("--docs", help="write the Great Expectations Data Docs site and summary.html into this folder")
     stage("select", _doc("select"),
           ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
     fit_args = (("--splits", "prepared splits folder"), ("--selection", "select.json naming the backbone"),
@@ -209,6 +212,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")
+    s.add_argument("--failed-since", type=float, metavar="EPOCH",
+                   help="the run failed: show only metrics written after this time (epoch seconds)")
     return p
 
 

@@ -6,6 +6,7 @@ pipeline receives the same mapping as its `config` parameter and validates it wi
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,11 +30,16 @@ class DataConfig(Section):
     label_column: str = Field("label", description="Column holding the class label in the raw table.")
     time_column: str | None = Field(None, description="Optional timestamp column, kept as `time`.")
     labels: list[str] = Field(min_length=2, description="The expected label set; anything else is invalid.")
+    cutoff: date | None = Field(
+        None, description="Keep rows whose time is on or before this day (YYYY-MM-DD); moving it forward "
+                          "simulates new data arriving. Needs time_column.")
 
     @model_validator(mode="after")
-    def _unique_labels(self) -> DataConfig:
+    def _consistent(self) -> DataConfig:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError("data.labels has duplicates")
+        if self.cutoff and not self.time_column:
+            raise ValueError("data.cutoff needs data.time_column")
         return self
 
 
@@ -60,6 +66,30 @@ class PrepareConfig(Section):
         return v
 
 
+class DriftBound(Section):
+    """Warn above `warn`, fail validation above `fail`."""
+
+    warn: float = Field(ge=0)
+    fail: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftBound:
+        if self.warn > self.fail:
+            raise ValueError("warn must not exceed fail")
+        return self
+
+
+class DriftConfig(Section):
+    """Drift of a data version against the previous validated one."""
+
+    label_js: DriftBound = Field(DriftBound(warn=0.02, fail=0.1),
+                                 description="Jensen-Shannon divergence (base 2) of the label mix.")
+    length_psi: DriftBound = Field(DriftBound(warn=0.1, fail=0.25),
+                                   description="Population stability index of text lengths (characters).")
+    oov_rate: DriftBound = Field(DriftBound(warn=0.15, fail=0.3),
+                                 description="Share of word occurrences absent from the previous version.")
+
+
 class ValidateConfig(Section):
     """Thresholds of the data checks (each check's risk is documented in graft/validate.py)."""
 
@@ -71,6 +101,8 @@ class ValidateConfig(Section):
     max_duplicate_fraction: float = Field(
         0.05, ge=0, le=1, description="Share of rows that may repeat an earlier text (exact, then normalized).")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters.")
+    profile_dir: str = Field("data/profiles", description="Where each validated version's profile is kept.")
+    drift: DriftConfig = DriftConfig()
 
 
 class Candidate(Section):

@@ -61,13 +61,24 @@ def split(df: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFrame]:
             (("train", train), ("validation", validation), ("test", test))}
 
 
+def up_to(df: pd.DataFrame, cutoff) -> pd.DataFrame:
+    """Rows whose `time` falls on or before the cut-off day (rows without a readable time are left out)."""
+    if cutoff is None:
+        return df
+    if "time" not in df.columns:
+        raise GraftError("data.cutoff is set but the table has no time column")
+    return df[df["time"].notna() & (df["time"] <= f"{cutoff.isoformat()}T23:59:59Z")].reset_index(drop=True)
+
+
 def prepare(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]:
-    """Read the raw table, clean and split it into `out_dir` (atomically); return the row count per split."""
+    """Read the raw table, clean, cut at `data.cutoff`, split into `out_dir` (atomically); return split sizes."""
     raw = Path(raw)
     source = data.read_table(raw, cfg.data)
-    table = clean(source)
+    cleaned = clean(source)
+    table = up_to(cleaned, cfg.data.cutoff)
     if table.empty:
-        raise GraftError(f"{raw}: no rows")
+        cut = f" on or before data.cutoff {cfg.data.cutoff}" if cfg.data.cutoff else ""
+        raise GraftError(f"{raw}: no rows{cut}")
     splits = split(table, cfg)
     counts = {name: len(part) for name, part in splits.items()}
     with atomic_dir(out_dir) as tmp:
@@ -76,7 +87,10 @@ def prepare(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]
             "source": str(raw),
             "source_md5": data.file_md5(raw),
             "rows": counts,
-            "dropped_duplicates": len(source) - len(table),
+            "dropped_duplicates": len(source) - len(cleaned),
+            "cutoff": cfg.data.cutoff.isoformat() if cfg.data.cutoff else None,
+            "after_cutoff": len(cleaned) - len(table),
+            "newest": str(table["time"].max()) if "time" in table else None,
             "labels": {n: part["label"].value_counts().to_dict() if "label" in part else {}
                        for n, part in splits.items()},
         })

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,7 +34,12 @@ RISKS = {
     "min_rows_per_class": "too few examples of a class make its score noise",
     "imbalance_ratio": "a dominant class lets a constant predictor look good",
     "no_train_overlap": "a text (up to case/spacing/punctuation) in both train and held-out data inflates scores",
+    "drift": "a version unlike the last validated one may need a new model, not a retrained one",
+    "label_js": "a shifted label mix changes the prior the model learned",
+    "length_psi": "texts of another length are truncated or padded differently than in training",
+    "oov_rate": "new vocabulary means topics the model has not seen",
 }
+THRESHOLD_KEYS = ("min_value", "max_value", "value_set")
 CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"  # everything below 0x20 except tab, newline, CR
 
 
@@ -46,11 +52,13 @@ class Check:
     passed: bool
     risk: str
     observed: Any = None
+    threshold: Any = None
     rows: list[int] = field(default_factory=list)
     detail: str = ""
+    warning: bool = False
 
     def line(self, where: str) -> str:
-        """One human line for a failed check."""
+        """One human line for a failed (or warning) check."""
         rows = f" (rows {', '.join(str(r + 1) for r in self.rows[:5])})" if self.rows else ""
         return f"{where}: {self.table}: {self.name}: {self.detail}{rows} — guards: {self.risk}"
 
@@ -65,6 +73,10 @@ class Report:
     def failures(self, where: str) -> list[str]:
         """One line per failed check."""
         return [c.line(where) for c in self.checks if not c.passed]
+
+    def warnings(self, where: str) -> list[str]:
+        """One line per check that passed with a warning (drift between warn and fail)."""
+        return [c.line(where) for c in self.checks if c.passed and c.warning]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for metrics/validate.json."""
@@ -161,7 +173,8 @@ def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table:
     return messages.get(check, lambda: f"{n} bad row(s), e.g. {shown}")()
 
 
-def _run(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Config) -> list[Check]:
+def _context(docs: Path | None):
+    """An in-memory GX context; with `docs`, it also builds the Data Docs site there."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # never phone home from a pipeline step
     logging.getLogger("great_expectations").setLevel(logging.WARNING)  # INFO under KFP's executor is noise
     import great_expectations as gx
@@ -169,28 +182,54 @@ def _run(tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Con
 
     ctx = gx.get_context(mode="ephemeral")
     ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = ctx.data_sources.add_pandas("graft")
+    if docs is not None:
+        ctx.add_data_docs_site(site_name="graft", site_config={
+            "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(Path(docs).resolve())}})
+    return ctx
+
+
+def _validate(ctx, name: str, items: list[Any], df: pd.DataFrame, docs: bool):
+    """Run one suite on one table (through a checkpoint that updates Data Docs when `docs`)."""
+    import great_expectations as gx
+
+    batch = ctx.data_sources.add_pandas(name).add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
+    suite = ctx.suites.add(gx.ExpectationSuite(name=name, expectations=items))
+    definition = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch, suite=suite))
+    if not docs:
+        return definition.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=name, validation_definitions=[definition], result_format="SUMMARY",
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="data-docs", site_names=["graft"])]))
+    return next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values()))
+
+
+def _run(ctx, phase: str, tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Config,
+         docs: bool) -> list[Check]:
     checks: list[Check] = []
     for name, items in suites.items():
-        batch = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe("all")
-        suite = ctx.suites.add(gx.ExpectationSuite(name=f"graft-{name}", expectations=items))
-        run = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"validate-{name}", data=batch, suite=suite))
-        result = run.run(batch_parameters={"dataframe": tables[name]}, result_format="SUMMARY")
+        result = _validate(ctx, f"{phase}-{name.replace(':', '-')}", items, tables[name], docs)
         for r in result.results:
-            check, res = r.expectation_config.meta["check"], r.result or {}
+            check, res, kwargs = r.expectation_config.meta["check"], r.result or {}, r.expectation_config.kwargs
             checks.append(Check(
                 name=check, table=name.split(":")[0], passed=bool(r.success), risk=RISKS[check],
                 observed=res.get("observed_value", res.get("unexpected_count")),
+                threshold={k: kwargs[k] for k in THRESHOLD_KEYS if kwargs.get(k) is not None} or None,
                 rows=[] if check == "min_rows_per_class" else list(res.get("partial_unexpected_index_list") or []),
-                detail="" if r.success else _detail(check, r.expectation_config.kwargs.get("column", ""), res, cfg,
-                                                    tables[name]),
+                detail="" if r.success else _detail(check, kwargs.get("column", ""), res, cfg, tables[name]),
             ))
     return checks
 
 
-def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str = "train") -> Report:
-    """Validate named tables; `train` names the table class checks apply to and that others must not overlap."""
-    checks = _run(tables, {name: _structure(df, cfg) for name, df in tables.items()}, cfg)
+def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str = "train",
+                    docs: Path | None = None) -> Report:
+    """Validate named tables; `train` names the table class checks apply to and that others must not overlap.
+
+    With `docs`, the Great Expectations Data Docs site of the run is written into that folder.
+    """
+    ctx = _context(docs)
+    checks = _run(ctx, "structure", tables, {name: _structure(df, cfg) for name, df in tables.items()}, cfg, bool(docs))
     if not all(c.passed for c in checks):
         return Report(passed=False, checks=checks)
     frames = {name: _with_derived(df) for name, df in tables.items()}
@@ -198,10 +237,48 @@ def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str = "
     for name, frame in frames.items():
         if name != train:
             frame["leaked"] = frame["text_norm"].where(frame["text_norm"].isin(seen))
-    checks += _run(frames, {name: _content(cfg, name != train) for name in frames}, cfg)
+    checks += _run(ctx, "content", frames, {name: _content(cfg, name != train) for name in frames}, cfg, bool(docs))
     # Class counts mean something only when every training label is a known one.
     if all(c.passed for c in checks if c.table == train and c.name in ("label_not_null", "label_in_set")):
         name = f"{train}:classes"
         frame, items = _classes(frames[train], cfg)
-        checks += _run({name: frame}, {name: items}, cfg)
+        checks += _run(ctx, "classes", {name: frame}, {name: items}, cfg, bool(docs))
     return Report(passed=all(c.passed for c in checks), checks=checks)
+
+
+def _drift_checks(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, list[Check]]:
+    """This version's profile and its drift checks against the previous validated version."""
+    from graft import drift
+
+    prof = drift.profile(tables)
+    rows = drift.compare(prof, drift.reference(cfg.validate_.profile_dir, prof["id"]), cfg.validate_.drift)
+    return prof, [Check(name=r["name"], table="version", passed=r["status"] != "fail", risk=RISKS[r["name"]],
+                        observed=r["value"], threshold={"warn": r["warn"], "fail": r["fail"]} if r["warn"] else None,
+                        detail=r["why"], warning=r["status"] == "warn") for r in rows]
+
+
+def run(tables: dict[str, pd.DataFrame], cfg: Config, where: str, train: str = "train",
+        report: str | Path | None = None, docs: str | Path | None = None, drift: bool = True) -> Report:
+    """The stage as the orchestrators call it: the suite, then drift; write the JSON report and the docs folder.
+
+    A version that passes is added to the profile store, so the next version is compared with it. `drift=False`
+    checks a file on its own (`graft validate --data`), without comparing it or storing it.
+    """
+    from contextlib import nullcontext
+
+    from graft import drift as drift_store
+    from graft.artifacts import atomic_dir, write_json
+    from graft.report import validation_html
+
+    with atomic_dir(docs) if docs else nullcontext() as site:
+        result = validate_tables(tables, cfg, train, site)
+        if drift and result.passed:
+            prof, extra = _drift_checks(tables, cfg)
+            result = Report(passed=all(c.passed for c in extra), checks=result.checks + extra)
+        if report:
+            write_json(report, result.to_dict())
+        if site:
+            (site / "summary.html").write_text(validation_html(result.to_dict(), where, site))
+    if drift and result.passed:
+        drift_store.save(prof, cfg.validate_.profile_dir)
+    return result

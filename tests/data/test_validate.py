@@ -1,6 +1,7 @@
 """Each test breaks the data in one way a real data set breaks, and checks the suite names it."""
 
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 
@@ -165,3 +166,41 @@ def test_cli_reads_the_raw_corpus_columns(raw_file):
     res = subprocess.run(["graft", "validate", "--params", str(ROOT / "params.yaml"), "--data", str(raw_file)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+
+
+def version(mix: tuple[int, int]) -> dict[str, pd.DataFrame]:
+    """A data version of `mix` rows per label, split into three tables with the same vocabulary."""
+    n = sum(mix)
+    df = pd.DataFrame({"text": [f"Campaign message number {i} about jobs" for i in range(n)],
+                       "label": [LABELS[0]] * mix[0] + [LABELS[1]] * mix[1]}).sample(frac=1, random_state=0)
+    return {"train": df.iloc[: n // 2], "validation": df.iloc[n // 2: 3 * n // 4], "test": df.iloc[3 * n // 4:]}
+
+
+def test_drift_against_the_previous_version(cfg, tmp_path):
+    from graft.validate import run
+
+    store = config.from_dict({**cfg.to_dict(), "validate": {**cfg.to_dict()["validate"],
+                                                            "profile_dir": str(tmp_path / "profiles")}})
+    first = run(version((100, 100)), store, "v1", report=tmp_path / "v1.json", docs=tmp_path / "docs")
+    assert first.passed and [c.detail for c in first.checks if c.table == "version"] == [
+        "first validated version: no reference to compare with"]
+    assert len(list((tmp_path / "profiles").glob("*.json"))) == 1
+    shifted = run(version((180, 20)), store, "v2", report=tmp_path / "v2.json")
+    assert not shifted.passed
+    (line,) = shifted.failures("v2")
+    assert "label_js: label mix: label_js=0.14" in line and "fail > 0.1" in line
+    assert len(list((tmp_path / "profiles").glob("*.json"))) == 1  # a failed version is not a reference
+    report = json.loads((tmp_path / "v2.json").read_text())
+    drift_row = next(c for c in report["checks"] if c["name"] == "label_js")
+    assert drift_row["threshold"] == {"warn": 0.02, "fail": 0.1} and drift_row["passed"] is False
+
+
+def test_docs_folder_holds_data_docs_and_a_single_page_summary(cfg, tmp_path):
+    from graft.validate import run
+
+    run(version((40, 40)), cfg, "v", docs=tmp_path / "docs", drift=False)
+    site = tmp_path / "docs"
+    assert (site / "index.html").is_file() and list((site / "validations").rglob("*.html"))
+    page = (site / "summary.html").read_text()
+    assert "Data validation: PASSED" in page and "label_in_set" in page and "<iframe srcdoc=" in page
+    assert "http://" not in page.split("<iframe")[0]  # the summary itself loads nothing from the network

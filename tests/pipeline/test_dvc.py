@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from graft import config, registry
 from graft.artifacts import read_json
@@ -31,7 +32,9 @@ def project(tmp_path_factory):
     shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (tmp / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
-    write_params(tmp, shrunk_params(tmp))
+    params = shrunk_params(tmp)
+    params["validate"]["profile_dir"] = "data/profiles"  # a DVC out: inside the project, relative
+    write_params(tmp, params)
     sh("git", "init", "-q", cwd=tmp)
     sh("graft", "materialize", cwd=tmp)
     assert "modified" not in sh("dvc", "status", "data.dvc", cwd=tmp).stdout  # the copy matches the pin
@@ -55,13 +58,41 @@ def test_metrics_show_lists_finetune_and_scratch(project):
     for key in ("finetune.accuracy", "finetune.macro_f1", "scratch.accuracy", "scratch.macro_f1"):
         assert key in out
     gate = read_json(tmp / "metrics" / "gate.json")
-    assert gate["passed"] is True and gate["registered"]["version"] == 1
+    assert gate["passed"] is True and gate["registered"]["version"] >= 1
 
 
 def test_gate_registered_the_champion(project):
     tmp, _ = project
     champ = registry.champion(config.load(tmp / "params.yaml").registry)
     assert champ is not None and champ["version"] == 1
+
+
+def test_validation_docs_and_first_profile(project):
+    tmp, _ = project
+    assert (tmp / "reports" / "validate" / "index.html").is_file()
+    assert "Data validation: PASSED" in (tmp / "reports" / "validate" / "summary.html").read_text()
+    checks = read_json(tmp / "metrics" / "validate.json")["checks"]
+    assert [c["detail"] for c in checks if c["table"] == "version"] == [
+        "first validated version: no reference to compare with"]
+
+
+def test_moving_the_cutoff_is_a_new_version_and_reruns_everything(project):
+    tmp, _ = project
+    params = yaml.safe_load((tmp / "params.yaml").read_text())
+    assert params["data"]["cutoff"] == "2016-08-31"
+    params["data"]["cutoff"] = "2016-09-30"
+    write_params(tmp, params)
+    out = sh("dvc", "repro", cwd=tmp).stdout
+    for stage in ("prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate"):
+        assert f"Running stage '{stage}'" in out
+    assert read_json(tmp / "data" / "prepared" / "manifest.json")["newest"] > "2016-09"
+    drift_rows = {c["name"]: c for c in read_json(tmp / "metrics" / "validate.json")["checks"]
+                  if c["table"] == "version"}
+    assert set(drift_rows) == {"label_js", "length_psi", "oov_rate"}
+    assert all(0 <= c["observed"] < c["threshold"]["fail"] for c in drift_rows.values())
+    assert len(list((tmp / "data" / "profiles").glob("*.json"))) == 2
+    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 2
+    assert "Running stage" not in sh("dvc", "repro", cwd=tmp).stdout  # an unchanged cut-off is a no-op
 
 
 def test_push_and_pull_through_the_local_remote(project):
@@ -91,6 +122,7 @@ def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage,
     params = shrunk_params(tmp)
     params["data"].update(raw=f"incoming/{breakage}.csv", text_column="text", label_column="label")
     params["data"].pop("time_column")
+    params["data"].pop("cutoff")
     write_params(tmp, params)
     res = sh("dvc", "repro", cwd=tmp, check=False)
     assert res.returncode != 0
@@ -100,7 +132,7 @@ def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage,
     assert [f.split(": ")[2] for f in failures] == ["train", "validation", "test"]
     assert all(e in f for f in failures for e in expected)
     assert hashlib.md5(db.read_bytes()).hexdigest() == before
-    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 1  # the last good run's verdict
+    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 2  # the last good run's verdict
 
 
 def test_changed_raw_data_is_detected_against_data_dvc(project):

@@ -53,6 +53,8 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     parity = json.loads((run_dir / "export" / "parity").read_text())
     assert parity["agreement"] >= 0.999
     assert (run_dir / "export" / "package" / "model.onnx").is_file()
+    docs = (run_dir / "validate" / "docs").read_text()
+    assert "Data validation: PASSED" in docs and "<iframe srcdoc=" in docs
 
 
 def test_failing_gate_skips_registration(tmp_path, raw_file):

@@ -1,0 +1,110 @@
+"""Drift of a data version against the previous validated one: label mix, text length, vocabulary.
+
+Every validated version leaves a profile (label counts, a text-length histogram, word counts) in a profile store
+(`validate.profile_dir`); the next version is compared with the newest stored profile of a *different* version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from graft.artifacts import read_json, write_json
+from graft.config import DriftBound, DriftConfig
+
+LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]  # characters; the last bin is open-ended
+VOCAB_SIZE = 50_000
+_NOISE = re.compile(r"https?://\S+|@\w+")  # links and handles are unique per text: they are not vocabulary
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased alphabetic words, links and @handles removed."""
+    return _WORD.findall(_NOISE.sub(" ", text.lower()))
+
+
+def profile(tables: dict[str, pd.DataFrame]) -> dict:
+    """The profile of one data version (all its tables together)."""
+    df = pd.concat([t[["text", "label"]] for t in tables.values()], ignore_index=True)
+    texts, labels = df["text"].astype(str), df["label"].astype(str)
+    digest = hashlib.md5("\x1f".join(sorted(texts + "\x1e" + labels)).encode()).hexdigest()
+    hist = [0] * len(LENGTH_EDGES)
+    for n in texts.str.len():
+        hist[max(i for i, edge in enumerate(LENGTH_EDGES) if n >= edge)] += 1
+    vocab = Counter(w for t in texts for w in words(t))
+    return {"id": digest, "created": time.time(), "rows": len(df), "labels": labels.value_counts().to_dict(),
+            "length_hist": hist, "vocab": dict(vocab.most_common(VOCAB_SIZE))}
+
+
+def _shares(counts: dict[str, int] | list[int], keys) -> list[float]:
+    get = counts.get if isinstance(counts, dict) else counts.__getitem__
+    total = sum(get(k) or 0 for k in keys) or 1
+    return [(get(k) or 0) / total for k in keys]
+
+
+def js_divergence(p: dict[str, int], q: dict[str, int]) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two label count tables."""
+    keys = sorted(set(p) | set(q))
+    a, b = _shares(p, keys), _shares(q, keys)
+    m = [(x + y) / 2 for x, y in zip(a, b)]
+
+    def kl(u: list[float]) -> float:
+        return sum(x * math.log2(x / y) for x, y in zip(u, m) if x > 0)
+
+    return (kl(a) + kl(b)) / 2
+
+
+def psi(current: list[int], reference: list[int], eps: float = 1e-4) -> float:
+    """Population stability index between two histograms on the same bins."""
+    idx = range(len(current))
+    a, b = _shares(current, idx), _shares(reference, idx)
+    return sum((x - y) * math.log((x + eps) / (y + eps)) for x, y in zip(a, b))
+
+
+def oov_rate(current: dict[str, int], reference: dict[str, int]) -> float:
+    """Share of the current version's word occurrences that the reference never saw."""
+    total = sum(current.values()) or 1
+    return sum(n for w, n in current.items() if w not in reference) / total
+
+
+def _status(value: float, bound: DriftBound) -> str:
+    return "fail" if value > bound.fail else "warn" if value > bound.warn else "ok"
+
+
+def compare(cur: dict, ref: dict | None, cfg: DriftConfig) -> list[dict]:
+    """One entry per drift measure: name, value, warn and fail thresholds, status, and a sentence."""
+    if ref is None:
+        return [{"name": "drift", "value": None, "warn": None, "fail": None, "status": "ok",
+                 "why": "first validated version: no reference to compare with"}]
+    measures = [
+        ("label_js", js_divergence(cur["labels"], ref["labels"]), cfg.label_js, "label mix"),
+        ("length_psi", psi(cur["length_hist"], ref["length_hist"]), cfg.length_psi, "text lengths"),
+        ("oov_rate", oov_rate(cur["vocab"], ref["vocab"]), cfg.oov_rate, "unseen words"),
+    ]
+    out = []
+    for name, value, bound, what in measures:
+        status = _status(value, bound)
+        out.append({"name": name, "value": round(value, 4), "warn": bound.warn, "fail": bound.fail,
+                    "status": status, "why": f"{what}: {name}={value:.4f} (warn > {bound.warn}, fail > "
+                                             f"{bound.fail}) against version {ref['id'][:8]}"})
+    return out
+
+
+def reference(store: str | Path, current_id: str) -> dict | None:
+    """The newest stored profile of another data version, or None."""
+    profiles = [read_json(p) for p in Path(store).glob("*.json")] if Path(store).is_dir() else []
+    others = [p for p in profiles if p["id"] != current_id]
+    return max(others, key=lambda p: p["created"]) if others else None
+
+
+def save(prof: dict, store: str | Path) -> Path:
+    """Keep a validated version's profile (one file per version; re-validating a version refreshes it)."""
+    path = Path(store) / f"{prof['id']}.json"
+    write_json(path, prof)
+    return path

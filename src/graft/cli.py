@@ -60,7 +60,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if bool(args.data) == bool(args.splits):
         raise GraftError("give exactly one of --data FILE or --splits DIR")
     if args.data:
-        tables, train, where = {"data": data.read_table(args.data, cfg.data)}, "data", args.data
+        table, where = data.read_table(args.data, cfg.data), args.data
+        # a file with a split column is checked as its splits (leakage included), otherwise as one table
+        tables, train = (data.by_split(table, where), "train") if "split" in table else ({"data": table}, "data")
     else:
         tables, train, where = data.read_splits(args.splits), "train", args.splits
     report = run(tables, cfg, where, train, args.report, args.docs, drift=bool(args.splits))

@@ -29,6 +29,9 @@ class DataConfig(Section):
     text_column: str = Field("text", description="Column holding the input text in the raw table.")
     label_column: str = Field("label", description="Column holding the class label in the raw table.")
     time_column: str | None = Field(None, description="Optional timestamp column, kept as `time`.")
+    split_column: str = Field(
+        "split", description="Optional column assigning each row to train/validation/test; when the file has it, "
+                             "prepare keeps that assignment instead of splitting at random.")
     labels: list[str] = Field(min_length=2, description="The expected label set; anything else is invalid.")
     cutoff: date | None = Field(
         None, description="Keep rows whose time is on or before this day (YYYY-MM-DD); moving it forward "

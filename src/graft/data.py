@@ -159,13 +159,26 @@ def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
         raise
     except Exception as exc:  # pandas/pyarrow raise many types for a corrupt file
         raise GraftError(f"{path}: format: cannot read the table: {str(exc).splitlines()[0]}") from None
-    renames = {cfg.text_column: "text", cfg.label_column: "label"}
+    renames = {cfg.text_column: "text", cfg.label_column: "label", cfg.split_column: "split"}
     if cfg.time_column:
         renames[cfg.time_column] = "time"
     renames = {src: dst for src, dst in renames.items() if src in df.columns and dst not in df.columns}
-    keep = [c for c in ("text", "label", "time") if c in df.columns or c in renames.values()]
+    keep = [c for c in ("text", "label", "time", "split") if c in df.columns or c in renames.values()]
     df = df.rename(columns=renames)
     return df[keep].reset_index(drop=True)
+
+
+def by_split(df: pd.DataFrame, where: str | Path) -> dict[str, pd.DataFrame]:
+    """The tables of a file that assigns rows to splits in its `split` column (train is required)."""
+    values = df["split"].astype(str).str.strip().str.lower()
+    unknown = sorted(set(values) - set(SPLITS))
+    if unknown:
+        rows = ", ".join(str(i + 1) for i in values.index[values.isin(unknown)][:5])
+        raise GraftError(f"{where}: split: unknown split value(s) {unknown} (rows {rows}); use {list(SPLITS)}")
+    if "train" not in set(values):
+        raise GraftError(f"{where}: split: no row is assigned to train")
+    # the original index is kept, so failure lines name the rows of the file
+    return {s: df[values == s].drop(columns="split") for s in SPLITS if (values == s).any()}
 
 
 def write_splits(out_dir: Path, splits: dict[str, pd.DataFrame]) -> None:

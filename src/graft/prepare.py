@@ -52,7 +52,20 @@ def _take(df: pd.DataFrame, size: int | float | str, seed: int, what: str) -> tu
 
 
 def split(df: pd.DataFrame, cfg: Config) -> dict[str, pd.DataFrame]:
-    """Split into test, then validation, then train; the same seed and data always give the same rows."""
+    """Split into test, then validation, then train; the same seed and data always give the same rows.
+
+    A table with a `split` column keeps the user's assignment (a frozen test set stays frozen); sizes then apply
+    only to splits it does not provide, carved out of its train rows.
+    """
+    if "split" in df.columns:
+        given = data.by_split(df, "split column")
+        rest = given["train"]
+        if "test" not in given:
+            given["test"], rest = _take(rest, cfg.prepare.test_size, cfg.seed, "test_size")
+        if "validation" not in given:
+            given["validation"], rest = _take(rest, cfg.prepare.validation_size, cfg.seed, "validation_size")
+        given["train"] = rest
+        return {name: given[name].reset_index(drop=True) for name in ("train", "validation", "test")}
     p = cfg.prepare
     test, rest = _take(df, p.test_size, cfg.seed, "test_size")
     validation, rest = _take(rest, p.validation_size, cfg.seed, "validation_size")

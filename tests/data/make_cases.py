@@ -74,6 +74,10 @@ def bad_cases() -> dict[str, bytes | pd.DataFrame]:
     cases["numbers_as_text.parquet"] = base.assign(text=range(len(base)))
     cases["csv_named_parquet.parquet"] = csv_text(base).encode()
     cases["spreadsheet.xlsx"] = xlsx.getvalue()
+    leak = rows(80).assign(split=["train"] * 40 + ["validation"] * 20 + ["test"] * 20)
+    leak.loc[65, "text"] = leak.loc[3, "text"].upper() + "!"  # a test row that is a training row, re-cased
+    cases["train_test_leakage.csv"] = leak
+    cases["unknown_split.csv"] = rows(40).assign(split=["train"] * 30 + ["holdout"] * 10)
     return cases
 
 
@@ -94,6 +98,7 @@ def ok_cases() -> dict[str, bytes | pd.DataFrame]:
         "records.jsonl": ("\n".join(json.dumps(r, ensure_ascii=False) for r in uni.to_dict("records")) + "\n").encode(),
         "tabs.tsv": csv_text(uni.assign(text=uni["text"].str.replace("\t", " ")), sep="\t").encode(),
         "typed.parquet": uni,
+        "with_split_column.csv": rows(80).assign(split=["train"] * 40 + ["validation"] * 20 + ["test"] * 20),
     }
 
 

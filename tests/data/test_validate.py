@@ -121,7 +121,8 @@ BAD = {
     "near_duplicates.csv": "normalized_duplicates", "huge_cell.csv": "text_length",
     "numeric_labels.csv": "label_in_set", "control_chars.csv": "text_control_chars",
     "imbalanced.csv": "imbalance_ratio", "broken_line.jsonl": "format", "numbers_as_text.parquet": "text_type",
-    "csv_named_parquet.parquet": "format", "spreadsheet.xlsx": "format",
+    "csv_named_parquet.parquet": "format", "spreadsheet.xlsx": "format", "train_test_leakage.csv": "no_train_overlap",
+    "unknown_split.csv": "split",
 }
 CASES = Path(__file__).parent
 
@@ -145,6 +146,8 @@ def test_malformed_file_is_rejected_with_one_line_naming_the_check(name, capsys)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1, err
     assert f"{path}: " in lines[0] and f": {BAD[name]}: " in lines[0]
+    if name == "train_test_leakage.csv":
+        assert "(rows 66)" in lines[0]  # the row of the file, not of the test table
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (CASES / "ok").iterdir()))

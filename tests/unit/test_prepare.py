@@ -50,3 +50,16 @@ def test_clean_strips_and_drops_exact_duplicates():
     out = prepare.clean(df)
     assert out["text"].tolist() == ["hello", "world"]
     assert out["time"].tolist() == ["2016-01-05T03:36:53Z", "2016-09-28T00:22:34Z"]
+
+
+def test_a_split_column_is_kept_and_missing_splits_are_carved_from_train():
+    df = table(100).assign(split=["test"] * 20 + ["train"] * 80)
+    parts = prepare.split(df, cfg_with(test_size=5, validation_size=10, train_size=5))
+    assert [len(parts[s]) for s in ("train", "validation", "test")] == [70, 10, 20]
+    assert set(parts["test"]["text"]) == set(df["text"][:20]) and "split" not in parts["test"]
+
+
+def test_an_unknown_split_value_is_an_error():
+    with pytest.raises(GraftError, match=r"unknown split value\(s\) \['holdout'\]"):
+        prepare.split(table(40).assign(split=["train"] * 30 + ["holdout"] * 10), cfg_with(test_size=5,
+                                                                                         validation_size=5))

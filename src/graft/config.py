@@ -103,6 +103,7 @@ class ValidateConfig(Section):
         10.0, ge=1, description="Largest class / smallest present class, in the training table.")
     max_duplicate_fraction: float = Field(
         0.05, ge=0, le=1, description="Share of rows that may repeat an earlier text (exact, then normalized).")
+    min_text_chars: int = Field(1, ge=1, description="Shortest non-blank text accepted, in characters.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters.")
     profile_dir: str = Field("data/profiles", description="Where each validated version's profile is kept.")
     drift: DriftConfig = DriftConfig()

@@ -84,10 +84,15 @@ class Report:
 
 
 def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
-    """Add `text_type` (type of each non-null text) and `text_norm` (normalized text, None on exact repeats)."""
+    """Add the derived columns some checks read.
+
+    `text_type`: the type of each non-null text; `text_filled`: the non-blank strings; `text_norm`: the normalized
+    text, None on exact repeats (so near-duplicates count only beyond exact ones).
+    """
     df = df.copy()
     text = df["text"]
     df["text_type"] = text.map(lambda v: None if v is None or v is pd.NA or v != v else type(v).__name__)
+    df["text_filled"] = text.map(lambda v: v if isinstance(v, str) and v.strip() else None)
     first = ~text.duplicated(keep="first")
     df["text_norm"] = [normalize(str(v)) if t and keep else None for v, t, keep in zip(text, df["text_type"], first)]
     return df
@@ -111,8 +116,9 @@ def _content(cfg: Config, against_train: bool) -> list[Any]:
         ex.ExpectColumnValuesToNotBeNull(column="text", meta={"check": "text_not_null"}),
         ex.ExpectColumnValuesToNotMatchRegex(column="text", regex=r"^\s*$", meta={"check": "text_not_blank"}),
         ex.ExpectColumnValuesToNotMatchRegex(column="text", regex=CONTROL_CHARS, meta={"check": "text_control_chars"}),
-        ex.ExpectColumnValueLengthsToBeBetween(column="text", max_value=v.max_text_chars,
-                                               meta={"check": "text_length"}),
+        # on `text_filled` (blank texts left out): an empty text is text_not_blank's failure, not also a length one
+        ex.ExpectColumnValueLengthsToBeBetween(column="text_filled", min_value=v.min_text_chars,
+                                               max_value=v.max_text_chars, meta={"check": "text_length"}),
         ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="text", min_value=unique,
                                                            meta={"check": "exact_duplicates"}),
         ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="text_norm", min_value=unique,
@@ -160,7 +166,7 @@ def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table:
         "text_control_chars": lambda: f"{n} text(s) with control characters, e.g. {shown}",
         "label_in_set": lambda: f"{n} row(s) with unknown label {shown}; expected one of {cfg.data.labels}",
         "text_type": lambda: f"{n} value(s) of type {shown} where text is expected",
-        "text_length": lambda: f"{n} text(s) longer than {v.max_text_chars} characters",
+        "text_length": lambda: f"{n} text(s) outside {v.min_text_chars}..{v.max_text_chars} characters",
         "exact_duplicates": lambda: f"only {observed:.1%} of texts are distinct (at most "
                                     f"{v.max_duplicate_fraction:.0%} may repeat)",
         "normalized_duplicates": lambda: f"only {observed:.1%} of texts are distinct after folding case, spacing and "

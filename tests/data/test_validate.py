@@ -207,3 +207,15 @@ def test_docs_folder_holds_data_docs_and_a_single_page_summary(cfg, tmp_path):
     page = (site / "summary.html").read_text()
     assert "Data validation: PASSED" in page and "label_in_set" in page and "<iframe srcdoc=" in page
     assert "http://" not in page.split("<iframe")[0]  # the summary itself loads nothing from the network
+
+
+def test_text_length_bounds_apply_to_non_blank_texts(cfg):
+    raw = cfg.to_dict()
+    raw["validate"]["min_text_chars"] = 5
+    strict = config.from_dict(raw)
+    df = good()
+    df.loc[[3, 4], "text"] = ["ok", ""]
+    report = validate_tables({"data": df}, strict, "data")
+    assert sorted(failed(report)) == [("data", "text_length"), ("data", "text_not_blank")]
+    line = next(f for f in report.failures("f.csv") if "text_length" in f)
+    assert "outside 5..20000 characters" in line and "(rows 4)" in line

@@ -211,6 +211,14 @@ def _validate(ctx, name: str, items: list[Any], df: pd.DataFrame, docs: bool):
     return next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values()))
 
 
+def _observed(check: str, kwargs: dict, result: dict) -> Any:
+    """What the report shows as observed: the column for schema, else GX's value or unexpected count."""
+    if check == "schema":
+        return kwargs.get("column")
+    value = result.get("observed_value", result.get("unexpected_count"))
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def _run(ctx, phase: str, tables: dict[str, pd.DataFrame], suites: dict[str, list[Any]], cfg: Config,
          docs: bool) -> list[Check]:
     checks: list[Check] = []
@@ -220,7 +228,7 @@ def _run(ctx, phase: str, tables: dict[str, pd.DataFrame], suites: dict[str, lis
             check, res, kwargs = r.expectation_config.meta["check"], r.result or {}, r.expectation_config.kwargs
             checks.append(Check(
                 name=check, table=name.split(":")[0], passed=bool(r.success), risk=RISKS[check],
-                observed=res.get("observed_value", res.get("unexpected_count")),
+                observed=_observed(check, kwargs, res),
                 threshold={k: kwargs[k] for k in THRESHOLD_KEYS if kwargs.get(k) is not None} or None,
                 rows=[] if check == "min_rows_per_class" else list(res.get("partial_unexpected_index_list") or []),
                 detail="" if r.success else _detail(check, kwargs.get("column", ""), res, cfg, tables[name]),

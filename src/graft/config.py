@@ -118,14 +118,29 @@ class Candidate(Section):
         "or a hub model id (only where a hub is reachable)."
     )
     num_layers: int | None = Field(None, ge=1, description="Keep only the first k transformer layers.")
+    modality: Literal["text"] = Field("text", description="What the backbone reads (text only so far).")
+
+    @field_validator("source")
+    @classmethod
+    def _path_exists(cls, v: str) -> str:
+        # A source written as a path must exist now: a typo is a config error, not a failed hub download later.
+        if v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().is_dir():
+            raise ValueError(f"backbone folder {v!r} does not exist")
+        return v
 
 
 class SelectConfig(Section):
-    """Backbone candidates and how their transferability is scored."""
+    """Backbone candidates, how their transferability is scored, and the budgets they must fit."""
 
     candidates: list[Candidate] = Field(min_length=1)
-    sample_size: int = Field(500, ge=10, description="Stratified training rows used for the probe.")
+    sample_size: int = Field(500, ge=10, description="Stratified training rows used for the scores.")
     cv_folds: int = Field(5, ge=2, description="Cross-validation folds of the linear probe.")
+    rank_by: Literal["logme", "probe_accuracy"] = Field("logme", description="The score that orders candidates.")
+    max_params: int | None = Field(None, ge=1, description="Exclude backbones with more parameters.")
+    max_latency_ms_batch1: float | None = Field(
+        None, gt=0, description="Exclude backbones slower than this per example at batch 1 (measured here).")
+    max_latency_ms_batch32: float | None = Field(
+        None, gt=0, description="Exclude backbones slower than this per example at batch 32 (measured here).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> SelectConfig:

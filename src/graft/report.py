@@ -35,8 +35,10 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
     """A short text summary: selection, fine-tuned vs scratch, ONNX parity, the verdict and where the model went."""
     out = ["", "graft run summary", "================="]
     if sel:
-        out.append(f"backbone       : {sel['selected']} (probe accuracy "
-                   f"{sel['ranking'][0]['probe_accuracy']:.3f}, {len(sel['ranking'])} candidates)")
+        best = sel["ranking"][0]
+        out.append(f"backbone       : {sel['selected']} (LogME {best['logme']:.3f}, probe accuracy "
+                   f"{best['probe_accuracy']:.3f}; {sum(r['eligible'] for r in sel['ranking'])} of "
+                   f"{len(sel['ranking'])} candidates within budgets)")
     if ev:
         out.append(f"{'':15}  {'accuracy':>9} {'macro-F1':>9}")
         for name in ("finetune", "scratch"):

@@ -36,8 +36,56 @@ def test_select_ranks_both_candidates(stage_run):
     assert {r["name"] for r in sel["ranking"]} == {"minilm-l1", "minilm-l2"}
     params = {r["name"]: r["params"] for r in sel["ranking"]}
     assert params["minilm-l1"] < params["minilm-l2"]
-    accs = [r["probe_accuracy"] for r in sel["ranking"]]
-    assert accs == sorted(accs, reverse=True) and all(0.5 < a <= 1 for a in accs)
+    scores = [r["logme"] for r in sel["ranking"]]
+    assert scores == sorted(scores, reverse=True) and sel["rank_by"] == "logme"
+    for r in sel["ranking"]:
+        assert r["eligible"] and r["reason"] == "within budgets" and 0.5 < r["probe_accuracy"] <= 1
+        assert 0 < r["latency_ms"]["batch_1"] and 0 < r["latency_ms"]["batch_32"]
+
+
+def test_shared_forward_pass_gives_each_truncation_its_own_features(shrunk, stage_run):
+    import torch
+
+    from graft import model as gm
+    from graft import select
+
+    _, cfg = shrunk
+    texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:8]
+    shared = select.features(cfg.select.candidates, texts, 32)
+    for cand in cfg.select.candidates:  # the 1- and 2-layer models, each run on its own
+        tok, enc = gm.load_encoder(cand)
+        e = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            alone = gm.mean_pool(enc(**{k: e[k] for k in ("input_ids", "attention_mask")}).last_hidden_state.float(),
+                                 e["attention_mask"]).numpy()
+        assert np.abs(shared[cand.name] - alone).max() < 2e-2
+
+
+def test_over_budget_candidates_are_excluded_with_the_reason(stage_run, shrunk):
+    from graft import select
+
+    params, cfg = shrunk
+    sizes = {r["name"]: r["params"] for r in read_json(stage_run["select"])["ranking"]}
+    tight = config.from_dict({**params, "select": {**params["select"], "max_params": sizes["minilm-l1"]}})
+    result = select.rank(read_splits(stage_run["splits"])["train"], tight)
+    assert result["selected"] == "minilm-l1"
+    (excluded,) = [r for r in result["ranking"] if not r["eligible"]]
+    assert excluded["name"] == "minilm-l2" and excluded["reason"].startswith("params ")
+    slow = config.from_dict({**params, "select": {**params["select"], "max_latency_ms_batch1": 1e-6}})
+    with pytest.raises(GraftError, match=r"no candidate fits the budgets: .*latency at batch 1"):
+        select.rank(read_splits(stage_run["splits"])["train"], slow)
+
+
+def test_a_missing_backbone_folder_is_a_one_line_config_error(shrunk, tmp_path):
+    params, _ = shrunk
+    bad = json.loads(json.dumps(params))
+    bad["select"]["candidates"][0]["source"] = "./backbones/not-there"
+    write_params(tmp_path, bad)
+    res = subprocess.run(["graft", "select", "--splits", "x", "--out", "y.json"], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "select.candidates.0.source" in line and "'./backbones/not-there' does not exist" in line
 
 
 def test_train_and_baseline_share_everything_but_init(stage_run):

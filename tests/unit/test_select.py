@@ -26,9 +26,24 @@ def test_sample_is_stratified_and_bounded():
     assert select.sample(train, 1000, 42) is train
 
 
-def test_markdown_marks_the_selected_backbone():
-    sel = {"selected": "x", "ranking": [
-        {"name": "x", "probe_accuracy": 0.9, "params": 10, "seconds": 1.0},
-        {"name": "y", "probe_accuracy": 0.8, "params": 20, "seconds": 2.0}]}
+def entry(name, params, b1=1.0, b32=1.0, eligible=True, reason="within budgets"):
+    return {"name": name, "logme": -0.3, "probe_accuracy": 0.9, "params": params,
+            "latency_ms": {"batch_1": b1, "batch_32": b32}, "eligible": eligible, "reason": reason}
+
+
+def test_markdown_marks_the_selected_backbone_and_the_excluded_ones():
+    sel = {"selected": "x", "rank_by": "logme", "seconds": 1.5, "ranking": [
+        entry("x", 10), entry("y", 20, eligible=False, reason="params 20 > budget 15")]}
     md = select.markdown(sel)
-    assert "| 1 | x **(selected)** | 0.9000 |" in md and "| 2 | y |" in md
+    assert "| 1 | x **(selected)** | -0.3000 | 0.9000 | 10 |" in md
+    assert "| 2 | y |" in md and "no: params 20 > budget 15" in md and "ranked by logme" in md
+
+
+def test_budget_reasons_name_each_exceeded_budget():
+    from graft.config import SelectConfig
+
+    cfg = SelectConfig(candidates=[{"name": "x", "source": "pkg:x"}], max_params=100, max_latency_ms_batch1=5.0,
+                       max_latency_ms_batch32=1.0)
+    assert select.budget_reasons(entry("x", 50, b1=4.0, b32=0.5), cfg) == []
+    assert select.budget_reasons(entry("x", 150, b1=6.0, b32=0.5), cfg) == [
+        "params 150 > budget 100", "latency at batch 1 6 ms/example > budget 5.0 ms/example"]

@@ -77,6 +77,8 @@ BINARY_MAGIC = {
     b"\x1f\x8b": "gzip-compressed data",
 }
 DELIMITED = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+# What exporters write for a missing value in a delimited file; in the text column these are nulls, not texts.
+NULL_TOKENS = {"", "null", "none", "nan", "n/a", "\\n"}
 SUPPORTED = ".csv, .tsv, .parquet, .jsonl/.ndjson or Orange .tab"
 
 
@@ -164,8 +166,11 @@ def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
         renames[cfg.time_column] = "time"
     renames = {src: dst for src, dst in renames.items() if src in df.columns and dst not in df.columns}
     keep = [c for c in ("text", "label", "time", "split") if c in df.columns or c in renames.values()]
-    df = df.rename(columns=renames)
-    return df[keep].reset_index(drop=True)
+    df = df.rename(columns=renames)[keep].reset_index(drop=True)
+    if "text" in df.columns and path.suffix.lower() in DELIMITED:
+        is_null = df["text"].str.lower().isin(NULL_TOKENS)
+        df["text"] = df["text"].astype(object).where(~is_null, None)
+    return df
 
 
 def by_split(df: pd.DataFrame, where: str | Path) -> dict[str, pd.DataFrame]:

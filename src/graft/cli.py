@@ -79,7 +79,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_select(args: argparse.Namespace) -> int:
-    """Rank candidate backbones by a linear probe on frozen features; pick the best."""
+    """Rank candidate backbones by LogME and a linear probe on frozen features, within budgets; pick the best."""
     from graft import data, select
 
     cfg = _cfg(args)
@@ -177,37 +177,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"graft {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
 
-    def stage(name: str, help_: str, *args: tuple[str, str]) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_, description=help_)
+    def stage(name: str, *args: tuple[str, str]) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=_doc(name), description=_doc(name))
         sp.add_argument("--params", default="params.yaml", help="params.yaml to read (default: %(default)s)")
         for flag, text in args:
             sp.add_argument(flag, required=True, help=text)
         return sp
 
-    m = stage("materialize", _doc("materialize"))
+    m = stage("materialize")
     m.add_argument("--out", help="where the raw file goes (default: data.raw from params.yaml)")
-    stage("prepare", _doc("prepare"),
-          ("--raw", "raw table: .tab, .csv, .tsv or .parquet"), ("--out", "folder for the split Parquet files"))
-    v = stage("validate", _doc("validate"))
-    v.add_argument("--data", help="a CSV/Parquet/.tab file with text and label columns")
+    stage("prepare", ("--raw", "raw table: .csv, .tsv, .parquet, .jsonl or .tab"),
+          ("--out", "folder for the split Parquet files"))
+    v = stage("validate")
+    v.add_argument("--data", help="a CSV, TSV, Parquet, JSON Lines or .tab file with text and label columns")
     v.add_argument("--splits", help="a folder written by `graft prepare`")
     v.add_argument("--report", help="write the JSON report (each check: observed, threshold, passed) here")
     v.add_argument("--docs", help="write the Great Expectations Data Docs site and summary.html into this folder")
-    stage("select", _doc("select"),
-          ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
+    stage("select", ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
     fit_args = (("--splits", "prepared splits folder"), ("--selection", "select.json naming the backbone"),
                 ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
-    stage("train", _doc("train"), *fit_args)
-    stage("baseline", _doc("baseline"), *fit_args)
-    stage("evaluate", _doc("evaluate"),
-          ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
+    stage("train", *fit_args)
+    stage("baseline", *fit_args)
+    stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
           ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
           ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
-    stage("export", _doc("export"),
-          ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
+    stage("export", ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
           ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
-    g = stage("gate", _doc("gate"),
-              ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
+    g = stage("gate", ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
               ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
               ("--out", "verdict JSON (metrics/gate.json)"))
     g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")

@@ -15,6 +15,8 @@ def local_config(params: str) -> dict:
     root = Path(params).resolve().parent
     raw["data"]["raw"] = str((root / raw["data"]["raw"]).resolve())
     raw["validate"]["profile_dir"] = str((root / raw["validate"]["profile_dir"]).resolve())
+    if raw["select"].get("feature_cache"):
+        raw["select"]["feature_cache"] = str((root / raw["select"]["feature_cache"]).resolve())
     reg = raw["registry"]
     if reg["tracking_uri"].startswith("sqlite:///") and not reg["tracking_uri"].startswith("sqlite:////"):
         reg["tracking_uri"] = "sqlite:///" + str(root / reg["tracking_uri"].removeprefix("sqlite:///"))

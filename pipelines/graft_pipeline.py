@@ -9,6 +9,7 @@ from components.gate.component import gate
 from components.prepare.component import prepare
 from components.register.component import register
 from components.select.component import select
+from components.selfcheck.component import selfcheck
 from components.train.component import train
 from components.validate.component import validate
 
@@ -20,8 +21,8 @@ def create_pipeline(default_config: dict):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Validate data, select a backbone, fine-tune it and a scratch baseline, evaluate, export to "
-                    "ONNX, and register the model only if the gate passes.",
+        description="Validate data, select a backbone, fine-tune it, a scratch baseline and selection's "
+                    "runners-up, evaluate, export to ONNX, and register the model only if the gate passes.",
     )
     def graft_pipeline(config: dict = default_config, source: str = ""):
         prep = prepare(config=config, source=source)
@@ -30,8 +31,10 @@ def create_pipeline(default_config: dict):
         chosen = select(config=config, splits=splits).after(checked)
         finetuned = train(config=config, splits=splits, selection=chosen.outputs["selection"])
         scratch = baseline(config=config, splits=splits, selection=chosen.outputs["selection"])
+        audit = selfcheck(config=config, splits=splits, selection=chosen.outputs["selection"])
         scored = evaluate(config=config, splits=splits, finetune=finetuned.outputs["model"],
-                          scratch=scratch.outputs["model"])
+                          scratch=scratch.outputs["model"], selection=chosen.outputs["selection"],
+                          selfcheck=audit.outputs["models"])
         exported = export(config=config, model=finetuned.outputs["model"], splits=splits)
         verdict = gate(config=config, evaluation=scored.outputs["evaluation"], parity=exported.outputs["parity"])
         # A single bool return (not a NamedTuple): kfp.local resolves conditions on `<task>-Output` channels.

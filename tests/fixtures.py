@@ -52,21 +52,24 @@ def shrunk(tmp_path_factory, raw_file):
 @pytest.fixture(scope="session")
 def stage_run(tmp_path_factory, shrunk):
     """Every stage of the library, in order, on the shrunk config; returns the paths they wrote."""
-    from graft import evaluate, export, gate, prepare, registry, select, train
+    from graft import evaluate, export, gate, prepare, registry, select, selfcheck, train
     from graft.artifacts import read_json, write_json
     from graft.data import read_splits
     from graft.validate import validate_tables
 
     _, cfg = shrunk
     out = tmp_path_factory.mktemp("run")
-    p = {name: out / name for name in ("splits", "finetune", "scratch", "onnx")}
-    p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "evaluate", "export")})
+    p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
+    p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
+                                                      "export")})
     prepare.prepare(cfg.data.raw, p["splits"], cfg)
     assert validate_tables(read_splits(p["splits"]), cfg).passed
     write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
     train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
     train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
-    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"])
+    selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
+    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"], selection=p["select"],
+                 selfcheck=p["runners_up"])
     export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
     verdict = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
     p["registered"] = registry.promote(p["onnx"], p["splits"], cfg, read_json(p["evaluate"]),

@@ -1,20 +1,24 @@
 """`evaluate`: fine-tuned vs scratch on the same held-out test split."""
 
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scratch: Input[Model],
-             evaluation: Output[Metrics], confusion: Output[ClassificationMetrics]):
-    """Score both models; the evaluation file feeds the gate, the confusion matrix the KFP UI."""
+             selection: Input[Artifact], selfcheck: Input[Model], evaluation: Output[Metrics],
+             confusion: Output[ClassificationMetrics]):
+    """Score both models and audit selection; the evaluation file feeds the gate, the confusion matrix the KFP UI."""
     from graft import config as gc
     from graft.evaluate import run
 
-    result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path)
+    result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path,
+                 selection=selection.path, selfcheck=selfcheck.path)
     for name in ("finetune", "scratch"):
         for key in ("accuracy", "macro_f1"):
             evaluation.log_metric(f"{name}_{key}", result[name][key])
+    if result["selection_check"]["kendall_tau"] is not None:
+        evaluation.log_metric("selection_kendall_tau", result["selection_check"]["kendall_tau"])
     confusion.log_confusion_matrix(result["labels"], result["finetune"]["confusion_matrix"])

@@ -111,13 +111,35 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    """Fine-tune the runners-up of selection (ranks 2..selfcheck.top_n) to audit the ranking in `evaluate`."""
+    from graft.selfcheck import run
+
+    result = run(args.splits, args.selection, args.out, _cfg(args), args.metrics)
+    for t in result["trained"]:
+        print(f"rank {t['predicted_rank']} {t['name']}: val macro-F1 {t['val_macro_f1']:.4f} in {t['seconds']} s")
+    if not result["trained"]:
+        print("selfcheck.top_n is 1 (or one eligible candidate): nothing to fine-tune besides the selected one")
+    return 0
+
+
+@command
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Score the fine-tuned and scratch models on the held-out test split."""
+    """Score the fine-tuned and scratch models on the held-out test split; audit selection with --selfcheck."""
     from graft.evaluate import run
 
-    result = run(args.splits, args.finetune, args.scratch, _cfg(args), args.out, args.confusion)
+    if bool(args.selection) != bool(args.selfcheck):
+        raise GraftError("give --selection and --selfcheck together (or neither)")
+    result = run(args.splits, args.finetune, args.scratch, _cfg(args), args.out, args.confusion, args.selection,
+                 args.selfcheck)
     for name in ("finetune", "scratch"):
         print(f"{name:9} accuracy {result[name]['accuracy']:.4f}  macro-F1 {result[name]['macro_f1']:.4f}")
+    check = result.get("selection_check")
+    if check:
+        for c in check["candidates"]:
+            print(f"predicted rank {c['predicted_rank']} {c['name']}: test macro-F1 {c['test_macro_f1']:.4f} "
+                  f"(test rank {c['test_rank']})")
+        print(f"selection audit: Kendall tau {check['kendall_tau']}; {check['note']}")
     return 0
 
 
@@ -172,7 +194,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="graft",
         description="Transfer learning as a production pipeline. Each subcommand is one stage; `dvc repro` and "
                     "the KFP pipeline run the same stages in order: prepare, validate, select, train, baseline, "
-                    "evaluate, export, gate.",
+                    "selfcheck, evaluate, export, gate.",
     )
     p.add_argument("--version", action="version", version=f"graft {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -198,9 +220,13 @@ def _parser() -> argparse.ArgumentParser:
                 ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
     stage("train", *fit_args)
     stage("baseline", *fit_args)
-    stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
-          ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
-          ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
+    stage("selfcheck", ("--splits", "prepared splits folder"), ("--selection", "select.json with the ranking"),
+          ("--out", "folder for the runners-up models"), ("--metrics", "training metrics JSON"))
+    e = stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
+              ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
+              ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
+    e.add_argument("--selection", help="select.json: with --selfcheck, audit the ranking against test scores")
+    e.add_argument("--selfcheck", help="folder written by `graft selfcheck`")
     stage("export", ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
           ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
     g = stage("gate", ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),

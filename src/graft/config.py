@@ -141,6 +141,9 @@ class SelectConfig(Section):
         None, gt=0, description="Exclude backbones slower than this per example at batch 1 (measured here).")
     max_latency_ms_batch32: float | None = Field(
         None, gt=0, description="Exclude backbones slower than this per example at batch 32 (measured here).")
+    feature_cache: str | None = Field(
+        ".cache/features", description="Folder of pooled features cached by content hash (reused by selection "
+        "reruns and feature-extraction training); null disables it.")
 
     @model_validator(mode="after")
     def _unique_names(self) -> SelectConfig:
@@ -148,6 +151,14 @@ class SelectConfig(Section):
         if len(set(names)) != len(names):
             raise ValueError("select.candidates names must be unique")
         return self
+
+
+class SelfcheckConfig(Section):
+    """The audit of selection: fine-tune the top-N eligible candidates and compare test scores with the ranking."""
+
+    top_n: int = Field(1, ge=1, description="Fine-tune this many of the best-ranked eligible candidates (1: only "
+                       "the selected one, no audit; >= 2: Kendall's tau of predicted vs real rank in evaluate).")
+    metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Test score that ranks them.")
 
 
 class TrainConfig(Section):
@@ -206,6 +217,7 @@ class Config(Section):
     prepare: PrepareConfig = PrepareConfig()
     validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
     select: SelectConfig
+    selfcheck: SelfcheckConfig = SelfcheckConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     export: ExportConfig = ExportConfig()

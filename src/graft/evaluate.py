@@ -53,13 +53,32 @@ def evaluate(test: pd.DataFrame, finetune: str | Path, scratch: str | Path, cfg:
     return {"finetune": ft, "scratch": sc, "labels": classes}, rows
 
 
+def selection_check(test: pd.DataFrame, finetune: dict, selection: dict, selfcheck: str | Path, cfg: Config
+                    ) -> dict:
+    """Score the selfcheck runners-up on `test` and audit the ranking against the real scores (graft.selfcheck)."""
+    from graft.selfcheck import audit, models
+
+    tested = [{"name": selection["selected"], "predicted_rank": 1, **finetune}]
+    for m in models(selfcheck):
+        scored = score_model(m["path"], test, cfg)[0]
+        tested.append({"name": m["name"], "predicted_rank": m["predicted_rank"], **scored})
+    return audit(selection, tested, cfg.selfcheck.metric)
+
+
 def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: Config, out: str | Path,
-        confusion: str | Path | None = None) -> dict:
-    """The stage as the orchestrators call it: score both models, write the metrics (and confusion rows) JSON."""
-    from graft.artifacts import write_json
+        confusion: str | Path | None = None, selection: str | Path | None = None,
+        selfcheck: str | Path | None = None) -> dict:
+    """The stage as the orchestrators call it: score the models, write the metrics (and confusion rows) JSON.
+
+    Given the selection and the selfcheck folder, it also audits the ranking against the real test scores.
+    """
+    from graft.artifacts import read_json, write_json
     from graft.data import read_splits
 
-    result, rows = evaluate(read_splits(split_dir)["test"], finetune, scratch, cfg)
+    test = read_splits(split_dir)["test"]
+    result, rows = evaluate(test, finetune, scratch, cfg)
+    if selection and selfcheck:
+        result["selection_check"] = selection_check(test, result["finetune"], read_json(selection), selfcheck, cfg)
     write_json(out, result)
     if confusion:
         write_json(confusion, rows)

@@ -98,6 +98,20 @@ def load_encoder(candidate: Candidate, init_from: InitFrom = "pretrained"):
     return tokenizer, encoder
 
 
+def layer_list(encoder: nn.Module) -> nn.ModuleList | None:
+    """The encoder's stack of transformer blocks, or None when the architecture keeps them elsewhere.
+
+    BERT/RoBERTa/MiniLM: `encoder.layer`; DistilBERT: `transformer.layer`; many others: `layers`.
+    """
+    for path in ("encoder.layer", "transformer.layer", "layers"):
+        node = encoder
+        for part in path.split("."):
+            node = getattr(node, part, None)
+        if isinstance(node, nn.ModuleList):
+            return node
+    return None
+
+
 def _full_depth(path: str) -> int:
     from transformers import AutoConfig
 

@@ -39,6 +39,15 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append(f"backbone       : {sel['selected']} (LogME {best['logme']:.3f}, probe accuracy "
                    f"{best['probe_accuracy']:.3f}; {sum(r['eligible'] for r in sel['ranking'])} of "
                    f"{len(sel['ranking'])} candidates within budgets)")
+    check = (ev or {}).get("selection_check")
+    if check and len(check["candidates"]) > 1:
+        out.append(f"selection audit: Kendall tau {check['kendall_tau']:+.2f} between predicted rank and test "
+                   f"{check['metric']} ({check['note']})" if check["kendall_tau"] is not None else
+                   f"selection audit: tau undefined (tied test scores); {check['note']}")
+        out += [f"  rank {c['predicted_rank']} {c['name']:20}: test macro-F1 {c['test_macro_f1']:.4f} "
+                f"(test rank {c['test_rank']})" for c in check["candidates"]]
+    elif check:
+        out.append(f"selection audit: {check['note']}")
     if ev:
         out.append(f"{'':15}  {'accuracy':>9} {'macro-F1':>9}")
         for name in ("finetune", "scratch"):

@@ -4,8 +4,10 @@ Two scores on frozen, mean-pooled features of a stratified training sample, no b
 - LogME (graft.logme): the Bayesian evidence that the labels are a linear function of the features; it rewards
   separability and penalises needing a complex fit. The default ranking score.
 - the cross-validated accuracy of a logistic-regression probe: the same question answered empirically.
-Candidates that share a source (a backbone and its truncations) share one forward pass: the hidden state after
-layer k of the full network is exactly the output of its k-layer truncation.
+Candidates that share a source (a backbone and its truncations) share one loaded encoder and one forward pass: the
+hidden state after layer k of the full network is exactly the output of its k-layer truncation, and the time to
+reach it is the truncation's latency. The pooled features are cached by content (graft.features), so a rerun on the
+same texts, and feature-extraction training of the chosen backbone, reuse them instead of recomputing.
 Budgets (parameters, measured latency per example at batch 1 and 32) exclude candidates, with the reason.
 """
 
@@ -23,9 +25,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 
+from graft import features
 from graft import model as gm
 from graft.config import Candidate, Config, SelectConfig
 from graft.errors import GraftError
+from graft.features import FeatureCache
 from graft.logme import logme
 
 
@@ -36,45 +40,81 @@ def sample(train: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     return train_test_split(train, train_size=size, random_state=seed, stratify=train["label"])[0]
 
 
-@torch.inference_mode()
-def features(candidates: list[Candidate], texts: list[str], max_length: int, batch_size: int = 64
-             ) -> dict[str, np.ndarray]:
-    """Frozen mean-pooled features per candidate: one bf16 forward pass per source, at the deepest requested layer."""
-    by_source: dict[str, list[Candidate]] = defaultdict(list)
-    for cand in candidates:
-        by_source[cand.source].append(cand)
-    out: dict[str, list[np.ndarray]] = defaultdict(list)
-    for source, group in by_source.items():
-        depth = None if any(c.num_layers is None for c in group) else max(c.num_layers for c in group)
-        tokenizer, encoder = gm.load_encoder(Candidate(name=source, source=source, num_layers=depth))
-        encoder.eval()
-        for chunk in gm.batches(texts, batch_size):
-            enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                hidden = encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                 output_hidden_states=True).hidden_states
-            for cand in group:
-                layer = hidden[cand.num_layers or len(hidden) - 1].float()
-                out[cand.name].append(gm.mean_pool(layer, enc["attention_mask"]).numpy())
-    return {name: np.concatenate(parts) for name, parts in out.items()}
+def _stamp(stamps: list[float]):
+    return lambda *_: stamps.append(time.perf_counter())
 
 
 @torch.inference_mode()
-def latency_ms(tokenizer, encoder, texts: list[str], max_length: int, batch: int, repeats: int) -> float:
-    """Best wall time per example of an fp32 forward pass at `batch` over `repeats` (after one warm-up), in ms.
+def latency_by_depth(tokenizer, encoder, texts: list[str], max_length: int, batch: int, repeats: int
+                     ) -> dict[int, float]:
+    """Best wall time per example (ms) of an fp32 forward pass at `batch`, for every depth k of the encoder.
 
-    The minimum, not the median: other work on the machine only ever adds time, so the best run is the closest to
-    what the model itself costs.
+    One timed pass serves all truncations: a forward hook stamps the clock as each layer finishes, and the first k
+    layers of the full network are exactly the k-layer truncation's computation. The minimum over `repeats` (after
+    a warm-up at batch 1), not the median: other work on the machine only ever adds time. An encoder whose layers
+    cannot be found is timed as a whole (depth = its own).
     """
     chunk = (texts * batch)[:batch]
     enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
-        encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-        if i:
-            times.append(time.perf_counter() - start)
-    return 1000 * min(times) / batch
+    layers, stamps = gm.layer_list(encoder), []
+    hooks = [layer.register_forward_hook(_stamp(stamps)) for layer in (layers or [])]
+    best: dict[int, float] = {}
+    try:
+        encoder(input_ids=enc["input_ids"][:1], attention_mask=enc["attention_mask"][:1])  # warm-up (cheap)
+        for _ in range(repeats):
+            stamps.clear()
+            start = time.perf_counter()
+            encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            end = time.perf_counter()
+            ends = dict(enumerate(stamps, 1)) | {encoder.config.num_hidden_layers: end}
+            for depth, t in ends.items():
+                best[depth] = min(best.get(depth, float("inf")), 1000 * (t - start) / batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return best
+
+
+def params_by_depth(encoder) -> dict[int, int]:
+    """Parameter count of the first-k-layers truncation, for every depth k."""
+    total = sum(p.numel() for p in encoder.parameters())
+    layers = gm.layer_list(encoder) or []
+    sizes = [sum(p.numel() for p in layer.parameters()) for layer in layers]
+    return {k: total - sum(sizes[k:]) for k in range(1, len(sizes) + 1)} | {encoder.config.num_hidden_layers: total}
+
+
+def score_source(group: list[Candidate], texts: list[str], y: np.ndarray, cfg: Config, cache: FeatureCache
+                 ) -> tuple[list[dict], int]:
+    """Score the candidates that share one source from one loaded encoder.
+
+    Returns their entries and how many texts' features had to be computed (the rest came from the cache).
+    """
+    depth = None if any(c.num_layers is None for c in group) else max(c.num_layers for c in group)
+    names = ", ".join(c.name for c in group)
+    tokenizer, encoder = gm.load_encoder(Candidate(name=names, source=group[0].source, num_layers=depth))
+    encoder.eval()
+    full, t = encoder.config.num_hidden_layers, cfg.train
+    layer = {c.name: c.num_layers or full for c in group}
+    digest = features.digest(gm.resolve_source(group[0].source), encoder.config)
+    keys = {k: features.backbone_key(digest, k, t.max_length, t.precision) for k in sorted(set(layer.values()))}
+    feats, computed = features.cached(cache, keys, tokenizer, encoder, texts, t.max_length, t.precision)
+    timing = {b: latency_by_depth(tokenizer, encoder, texts, t.max_length, b, reps) for b, reps in ((1, 7), (32, 2))}
+    params = params_by_depth(encoder)
+    entries = []
+    for cand in group:
+        k = layer[cand.name]
+        if k not in timing[1]:  # the encoder's layers were not found: time this truncation on its own
+            tok, own = gm.load_encoder(cand)
+            timing = {b: timing[b] | latency_by_depth(tok, own.eval(), texts, t.max_length, b, reps)
+                      for b, reps in ((1, 7), (32, 2))}
+        entries.append({
+            "name": cand.name, "source": cand.source, "num_layers": cand.num_layers,
+            "logme": round(logme(feats[k], y), 4),
+            "probe_accuracy": round(probe_accuracy(feats[k], y, cfg.select.cv_folds, cfg.seed), 4),
+            "params": int(params.get(k, 0)),
+            "latency_ms": {f"batch_{b}": round(timing[b][k], 3) for b in (1, 32)},
+        })
+    return entries, computed
 
 
 def budget_reasons(entry: dict, cfg: SelectConfig) -> list[str]:
@@ -101,29 +141,24 @@ def rank(train: pd.DataFrame, cfg: Config) -> dict:
     if len(set(y)) < 2:
         raise GraftError("select: the training sample has fewer than two classes")
     start = time.perf_counter()
-    feats = features(cfg.select.candidates, texts, cfg.train.max_length)
-    ranking = []
-    for cand in tqdm(cfg.select.candidates, desc="select: scoring backbones", unit="backbone", disable=None):
-        tokenizer, encoder = gm.load_encoder(cand, "pretrained")
-        encoder.eval()
-        timing = {f"batch_{b}": round(latency_ms(tokenizer, encoder, texts, cfg.train.max_length, b, reps), 3)
-                  for b, reps in ((1, 7), (32, 2))}
-        entry = {
-            "name": cand.name, "source": cand.source, "num_layers": cand.num_layers,
-            "logme": round(logme(feats[cand.name], y), 4),
-            "probe_accuracy": round(probe_accuracy(feats[cand.name], y, cfg.select.cv_folds, cfg.seed), 4),
-            "params": int(sum(p.numel() for p in encoder.parameters())),
-            "latency_ms": timing,
-        }
-        reasons = budget_reasons(entry, cfg.select)
-        ranking.append({**entry, "eligible": not reasons, "reason": "; ".join(reasons) or "within budgets"})
+    by_source: dict[str, list[Candidate]] = defaultdict(list)
+    for cand in cfg.select.candidates:
+        by_source[cand.source].append(cand)
+    cache, ranking, computed = FeatureCache(cfg.select.feature_cache), [], 0
+    for group in tqdm(list(by_source.values()), desc="select: scoring backbones", unit="source", disable=None):
+        entries, n = score_source(group, texts, y, cfg, cache)
+        computed += n
+        for entry in entries:
+            reasons = budget_reasons(entry, cfg.select)
+            ranking.append({**entry, "eligible": not reasons, "reason": "; ".join(reasons) or "within budgets"})
     # Eligible first, then the configured score (higher is better); on a tie the smaller model wins.
     ranking.sort(key=lambda r: (not r["eligible"], -r[cfg.select.rank_by], r["params"]))
     if not ranking[0]["eligible"]:
         raise GraftError("select: no candidate fits the budgets: " + "; ".join(
             f"{r['name']}: {r['reason']}" for r in ranking))
     return {"ranking": ranking, "selected": ranking[0]["name"], "rank_by": cfg.select.rank_by,
-            "sample_rows": len(rows), "seconds": round(time.perf_counter() - start, 2)}
+            "sample_rows": len(rows), "seconds": round(time.perf_counter() - start, 2),
+            "features": {"computed": computed, "cached": len(by_source) * len(texts) - computed}}
 
 
 def selected_candidate(selection: dict, cfg: Config) -> Candidate:
@@ -143,4 +178,6 @@ def markdown(selection: dict) -> str:
         ok = "yes" if r["eligible"] else f"no: {r['reason']}"
         lines.append(f"| {i} | {r['name']}{mark} | {r['logme']:.4f} | {r['probe_accuracy']:.4f} | {r['params']:,} | "
                      f"{r['latency_ms']['batch_1']:.2f} / {r['latency_ms']['batch_32']:.2f} | {ok} |")
-    return "\n".join(lines) + f"\n\nranked by {selection['rank_by']}; scored in {selection['seconds']} s\n"
+    feats = selection.get("features", {})
+    reuse = f"; features: {feats['computed']} computed, {feats['cached']} from the cache" if feats else ""
+    return "\n".join(lines) + f"\n\nranked by {selection['rank_by']}; scored in {selection['seconds']} s{reuse}\n"

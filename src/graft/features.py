@@ -16,8 +16,12 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from graft.hardware import Hardware
 
 
 @lru_cache(maxsize=32)
@@ -93,8 +97,8 @@ def length_order(tokenizer, texts: list[str], max_length: int) -> list[int]:
     return sorted(range(len(texts)), key=lengths.__getitem__)
 
 
-def encode(tokenizer, encoder, texts: list[str], layers: list[int], max_length: int, precision: str,
-           batch_size: int = 64) -> dict[int, np.ndarray]:
+def encode(tokenizer, encoder, texts: list[str], layers: list[int], max_length: int, hw: Hardware,
+           batch_size: int = 32) -> dict[int, np.ndarray]:
     """Mean-pooled hidden states after each of `layers` (0 = embeddings), from one pass in length-sorted batches."""
     import torch
 
@@ -106,26 +110,26 @@ def encode(tokenizer, encoder, texts: list[str], layers: list[int], max_length: 
     with torch.inference_mode():
         for chunk in batches(order, batch_size):
             enc = tokenizer([texts[i] for i in chunk], padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt")
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                            return_tensors="pt").to(hw.device)
+            with hw.autocast():
                 hidden = encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                                  output_hidden_states=True).hidden_states
             for k in layers:
-                out[k].append(mean_pool(hidden[k].float(), enc["attention_mask"]).numpy())
+                out[k].append(mean_pool(hidden[k].float(), enc["attention_mask"]).cpu().numpy())
     inverse = np.argsort(order)
     return {k: np.concatenate(parts)[inverse] if parts else np.zeros((0, encoder.config.hidden_size), np.float32)
             for k, parts in out.items()}
 
 
 def cached(cache: FeatureCache, keys: dict[int, str], tokenizer, encoder, texts: list[str], max_length: int,
-           precision: str) -> tuple[dict[int, np.ndarray], int]:
+           hw: Hardware) -> tuple[dict[int, np.ndarray], int]:
     """Features at each layer in `keys` (layer -> backbone key) for `texts`, and how many had to be computed.
 
     Cached vectors are reused; the missing texts go through the encoder once, for all layers, and are added.
     """
     found = {k: cache.lookup(key, texts) for k, key in keys.items()}
     missing = sorted({i for _, miss in found.values() for i in miss})
-    fresh = encode(tokenizer, encoder, [texts[i] for i in missing], list(keys), max_length, precision) \
+    fresh = encode(tokenizer, encoder, [texts[i] for i in missing], list(keys), max_length, hw) \
         if missing else {}
     position = {i: j for j, i in enumerate(missing)}
     result = {}

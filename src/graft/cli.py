@@ -20,7 +20,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Register a subcommand handler under its function name (`cmd_train` -> `train`)."""
-    COMMANDS[fn.__name__.removeprefix("cmd_")] = fn
+    COMMANDS[fn.__name__.removeprefix("cmd_").replace("_", "-")] = fn
     return fn
 
 
@@ -129,6 +129,46 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_curve(args: argparse.Namespace) -> int:
+    """One point of the data-efficiency curve: train on N labeled examples (pretrained or scratch), score on test."""
+    from graft.curve import point
+
+    if args.init not in ("pretrained", "scratch"):
+        raise GraftError(f"--init must be pretrained or scratch, not {args.init!r}")
+    r = point(args.raw, args.selection, int(args.size), args.init, _cfg(args), args.out)
+    print(f"{r['init_from']:10} {r['examples']:5} examples: test accuracy {r['accuracy']:.4f} ({r['seconds']} s)")
+    return 0
+
+
+@command
+def cmd_curve_plot(args: argparse.Namespace) -> int:
+    """Gather the curve points into one plot file: test accuracy against labeled examples."""
+    from graft.curve import collect
+
+    rows = collect(args.points, args.out)
+    print(f"{'examples':>8} {'pretrained':>10} {'scratch':>8} {'gain':>7}")
+    for r in rows:
+        print(f"{r['examples']:8} {r.get('pretrained', float('nan')):10.4f} {r.get('scratch', float('nan')):8.4f} "
+              f"{r.get('gain', float('nan')):+7.4f}")
+    return 0
+
+
+@command
+def cmd_multitask(args: argparse.Namespace) -> int:
+    """Multi-task demo, 20 Newsgroups: shared backbone + newsgroup and topic heads vs one model per task."""
+    from graft.multitask import run
+
+    r = run(_cfg(args), args.out)
+    print(f"20 Newsgroups, {r['rows']['train']} training posts, backbone {r['backbone']}, loss weights {r['weights']}")
+    print(f"{'task':10} {'classes':>7} {'multi-task':>10} {'single-task':>11} {'TF-IDF+LR':>9}   (test accuracy)")
+    for t, s in r["tasks"].items():
+        print(f"{t:10} {r['classes'][t]:7} {s['multitask']['accuracy']:10.4f} {s['single_task']['accuracy']:11.4f} "
+              f"{s['classical']['accuracy']:9.4f}")
+    print("seconds: " + ", ".join(f"{k} {v}" for k, v in r["seconds"].items()) + f" -> {args.out}")
+    return 0
+
+
+@command
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score the fine-tuned and scratch models on the held-out test split; audit selection with --selfcheck."""
     from graft.evaluate import run
@@ -227,6 +267,10 @@ def _parser() -> argparse.ArgumentParser:
         stage(name, *fit_args).add_argument("--history", help="per-epoch losses and accuracies JSON (a DVC plot)")
     stage("selfcheck", ("--splits", "prepared splits folder"), ("--selection", "select.json with the ranking"),
           ("--out", "folder for the runners-up models"), ("--metrics", "training metrics JSON"))
+    stage("curve", ("--raw", "raw table (the same as prepare's)"), ("--selection", "select.json naming the backbone"),
+          ("--size", "labeled training examples"), ("--init", "pretrained or scratch"), ("--out", "point JSON"))
+    stage("curve-plot", ("--points", "folder of curve point JSON files"), ("--out", "plot JSON (plots/curve.json)"))
+    stage("multitask", ("--out", "report JSON (metrics/multitask.json)"))
     e = stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
               ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
               ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))

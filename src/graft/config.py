@@ -201,6 +201,33 @@ class TrainConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads (null: the cores this process may use).")
 
 
+class CurveConfig(Section):
+    """The data-efficiency experiment: pretrained and scratch trained at several training-set sizes."""
+
+    sizes: list[int] = Field([50, 100, 200, 500, 1000, 2000], min_length=1,
+                             description="Labeled training examples per point (nested: each set holds the smaller).")
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n < 2 for n in v):
+            raise ValueError("every size needs at least 2 examples")
+        return v
+
+
+class MultitaskConfig(Section):
+    """The multi-task demo (`graft multitask`): 20 Newsgroups, newsgroup and top-level hierarchy as two tasks."""
+
+    backbone: str = Field("minilm-l6-first3", description="A select.candidates name.")
+    train_size: int = Field(1000, ge=20)
+    validation_size: int = Field(250, ge=20)
+    test_size: int = Field(1000, ge=20)
+    max_length: int = Field(128, ge=8, description="Tokens per post (they are long).")
+    epochs: int = Field(4, ge=1)
+    weights: dict[str, float] = Field({"newsgroup": 1.0, "topic": 0.5},
+                                      description="Loss weight per task in the multi-task run.")
+
+
 class EvaluateConfig(Section):
     """Evaluation settings."""
 
@@ -247,6 +274,8 @@ class Config(Section):
     selfcheck: SelfcheckConfig = SelfcheckConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    curve: CurveConfig = CurveConfig()
+    multitask: MultitaskConfig = MultitaskConfig()
     export: ExportConfig = ExportConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()

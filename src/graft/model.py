@@ -57,12 +57,34 @@ class Classifier(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Return class logits."""
-        return self.head(self.dropout(self.features(input_ids, attention_mask)))
+        return self.from_features(self.features(input_ids, attention_mask))
+
+    def from_features(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled sentence vectors (feature extraction trains on cached ones)."""
+        return self.head(self.dropout(pooled))
 
     def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Return the mean-pooled sentence vector."""
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return mean_pool(hidden, attention_mask)
+
+
+class MultiTaskClassifier(Classifier):
+    """One shared encoder and one linear head per task: (input_ids, attention_mask) -> {task: logits}.
+
+    `head` is the first task's head, so code that trains or freezes "the head" treats all heads alike via `heads`.
+    """
+
+    def __init__(self, encoder: nn.Module, num_labels: dict[str, int], dropout: float = 0.1):
+        first = next(iter(num_labels))
+        super().__init__(encoder, num_labels[first], dropout)
+        self.heads = nn.ModuleDict({t: self.head if t == first else nn.Linear(encoder.config.hidden_size, n)
+                                    for t, n in num_labels.items()})
+
+    def from_features(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits per task from pooled sentence vectors."""
+        shared = self.dropout(pooled)
+        return {t: head(shared) for t, head in self.heads.items()}
 
 
 def _quiet_transformers() -> None:
@@ -118,10 +140,16 @@ def _full_depth(path: str) -> int:
     return int(AutoConfig.from_pretrained(path).num_hidden_layers)
 
 
-def build(candidate: Candidate, labels: list[str], init_from: InitFrom, dropout: float):
-    """Tokenizer and a fresh classifier for `labels` on top of the candidate backbone."""
+def build(candidate: Candidate, labels: list[str] | dict[str, list[str]], init_from: InitFrom, dropout: float):
+    """Tokenizer and a fresh classifier on top of the candidate backbone.
+
+    One head for a label list; one head per task for a {task: labels} mapping of two or more tasks.
+    """
     tokenizer, encoder = load_encoder(candidate, init_from)
-    return tokenizer, Classifier(encoder, len(labels), dropout)
+    if isinstance(labels, dict) and len(labels) > 1:
+        return tokenizer, MultiTaskClassifier(encoder, {t: len(v) for t, v in labels.items()}, dropout)
+    classes = next(iter(labels.values())) if isinstance(labels, dict) else labels
+    return tokenizer, Classifier(encoder, len(classes), dropout)
 
 
 def save(model: Classifier, tokenizer, out: Path, meta: dict) -> None:
@@ -145,7 +173,8 @@ def load(folder: str | Path) -> tuple:
         raise GraftError(f"{folder}: not a graft model folder (no {MODEL_META})")
     meta = read_json(folder / MODEL_META)
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder), add_pooling_layer=False)
-    model = Classifier(encoder, len(meta["labels"]), meta.get("dropout", 0.1))
+    model = MultiTaskClassifier(encoder, {t: len(v) for t, v in meta["tasks"].items()}, meta.get("dropout", 0.1)) \
+        if "tasks" in meta else Classifier(encoder, len(meta["labels"]), meta.get("dropout", 0.1))
     load_model(model, str(folder / WEIGHTS))
     return AutoTokenizer.from_pretrained(folder), model.eval(), meta
 

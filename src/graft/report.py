@@ -25,13 +25,14 @@ def summary(metrics_dir: str | Path, model_dir: str | Path, since: float | None 
         path = m / f"{name}.json"
         return _load(path) if path.is_file() and (since is None or path.stat().st_mtime >= since) else None
 
-    ev, gate, exp, sel = (fresh(n) for n in ("evaluate", "gate", "export", "select"))
-    text = render(sel, ev, exp, gate, model_dir)
+    ev, gate, exp, sel, tr = (fresh(n) for n in ("evaluate", "gate", "export", "select", "train"))
+    text = render(sel, ev, exp, gate, model_dir, tr)
     return text if since is None else text.replace("graft run summary", "graft run summary (the run FAILED; "
                                                    "only results written by this run are shown)")
 
 
-def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | None, model_dir: str | Path) -> str:
+def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | None, model_dir: str | Path,
+           tr: dict | None = None) -> str:
     """A short text summary: selection, fine-tuned vs scratch, ONNX parity, the verdict and where the model went."""
     out = ["", "graft run summary", "================="]
     if sel:
@@ -39,6 +40,11 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append(f"backbone       : {sel['selected']} (LogME {best['logme']:.3f}, probe accuracy "
                    f"{best['probe_accuracy']:.3f}; {sum(r['eligible'] for r in sel['ranking'])} of "
                    f"{len(sel['ranking'])} candidates within budgets)")
+    if tr and "mode" in tr:
+        resumed = f"; resumed at epoch {tr['resumed_from']['epoch']}" if tr.get("resumed_from") else ""
+        out.append(f"training       : {tr['mode']}, {tr['precision']} on {tr['device']} ({tr['threads']} threads), "
+                   f"best epoch {tr['best_epoch']} of {len(tr['history'])}, "
+                   f"{tr['examples_per_second']:.0f} examples/s, {tr['seconds']:.1f} s{resumed}")
     check = (ev or {}).get("selection_check")
     if check and len(check["candidates"]) > 1:
         out.append(f"selection audit: Kendall tau {check['kendall_tau']:+.2f} between predicted rank and test "

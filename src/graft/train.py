@@ -28,6 +28,8 @@ from graft.config import Candidate, Config
 from graft.evaluate import label_ids, scores
 from graft.hardware import Hardware, resolve
 
+Tasks = dict[str, list[str]]  # label column -> its classes; one entry for the usual single-task model
+
 
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a generator for data order."""
@@ -57,18 +59,25 @@ class Inputs:
         """Tokens per example (all equal for features)."""
         return [len(x) for x in self.ids] if self.ids is not None else [1] * len(self.feats)
 
-    def logits(self, model: gm.Classifier, idx: list[int]) -> torch.Tensor:
-        """The model's logits for examples `idx` (under autocast)."""
+    def logits(self, model: gm.Classifier, idx: list[int], tasks: Tasks) -> dict[str, torch.Tensor]:
+        """The model's fp32 logits per task for examples `idx` (computed under autocast)."""
         with self.hw.autocast():
             if self.feats is not None:
-                return model.head(model.dropout(self.feats[idx].to(self.hw.device)))
-            width = max(len(self.ids[i]) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, :len(self.ids[i])] = torch.tensor(self.ids[i])
-                mask[row, :len(self.ids[i])] = 1
-            return model(ids.to(self.hw.device), mask.to(self.hw.device))
+                out = model.from_features(self.feats[idx].to(self.hw.device))
+            else:
+                out = model(*self.padded(idx))
+        out = out if isinstance(out, dict) else {next(iter(tasks)): out}
+        return {t: v.float() for t, v in out.items()}
+
+    def padded(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask for `idx`, padded to the longest of them."""
+        width = max(len(self.ids[i]) for i in idx)
+        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, :len(self.ids[i])] = torch.tensor(self.ids[i])
+            mask[row, :len(self.ids[i])] = 1
+        return ids.to(self.hw.device), mask.to(self.hw.device)
 
 
 def inputs(texts: list[str], tokenizer, model: gm.Classifier, candidate: Candidate, cfg: Config,
@@ -92,27 +101,48 @@ def inputs(texts: list[str], tokenizer, model: gm.Classifier, candidate: Candida
 
 
 @torch.inference_mode()
-def validate(model: gm.Classifier, data: Inputs, y: np.ndarray, loss_fn, classes: list[str], batch: int) -> dict:
-    """Validation loss, accuracy and macro-F1 in eval mode."""
+def predict(model: gm.Classifier, data: Inputs, tasks: Tasks, n: int, batch: int = 64) -> dict[str, torch.Tensor]:
+    """fp32 logits per task for all `n` examples of `data`, in eval mode (length-sorted batches, original order)."""
     model.eval()
-    order = sorted(range(len(y)), key=data.lengths().__getitem__)
-    parts = [data.logits(model, order[i:i + batch]).float() for i in range(0, len(order), batch)]
-    logits = torch.empty((len(y), len(classes)))
-    logits[order] = torch.cat(parts).cpu()
-    loss = float(loss_fn(logits, torch.from_numpy(y)))
-    s = scores(y, logits.argmax(1).numpy(), classes)
-    return {"val_loss": round(loss, 4), "val_accuracy": s["accuracy"], "val_macro_f1": s["macro_f1"]}
+    order = sorted(range(n), key=data.lengths().__getitem__)
+    parts = [data.logits(model, order[i:i + batch], tasks) for i in range(0, n, batch)]
+    out = {}
+    for t, classes in tasks.items():
+        out[t] = torch.empty((n, len(classes)))
+        out[t][order] = torch.cat([p[t] for p in parts]).cpu()
+    return out
+
+
+@torch.inference_mode()
+def validate(model: gm.Classifier, data: Inputs, ys: dict[str, np.ndarray], loss_fns: dict, weights: dict,
+             tasks: Tasks, batch: int = 64) -> dict:
+    """Validation loss (weighted over tasks), accuracy and macro-F1 (averaged over tasks) in eval mode."""
+    n = len(next(iter(ys.values())))
+    all_logits = predict(model, data, tasks, n, batch)
+    per_task = {}
+    for t, classes in tasks.items():
+        logits = all_logits[t]
+        s = scores(ys[t], logits.argmax(1).numpy(), classes)
+        per_task[t] = {"loss": float(loss_fns[t].cpu()(logits, torch.tensor(ys[t]))), "accuracy": s["accuracy"],
+                       "macro_f1": s["macro_f1"]}
+    row = {"val_loss": round(sum(weights[t] * r["loss"] for t, r in per_task.items()), 4),
+           "val_accuracy": round(float(np.mean([r["accuracy"] for r in per_task.values()])), 4),
+           "val_macro_f1": round(float(np.mean([r["macro_f1"] for r in per_task.values()])), 4)}
+    if len(tasks) > 1:
+        row["tasks"] = {t: {k: round(v, 4) for k, v in r.items()} for t, r in per_task.items()}
+    return row
 
 
 class Loop:
     """One training run's moving parts; `state()` / `restore()` make it resumable."""
 
-    def __init__(self, model: gm.Classifier, cfg: Config, y: np.ndarray, steps_per_epoch: int, hw: Hardware):
+    def __init__(self, model: gm.Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
+                 steps_per_epoch: int, hw: Hardware):
         t = cfg.train
-        self.model, self.t, self.hw = model, t, hw
+        self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
         self.opt = optim.optimizer(model, t)
         self.sched = optim.scheduler(self.opt, t, steps_per_epoch * t.epochs)
-        self.loss_fn = optim.loss_fn(t, y, len(cfg.data.labels)).to(hw.device)
+        self.loss_fns = {k: optim.loss_fn(t, ys[k], len(v)) for k, v in tasks.items()}
         self.epoch, self.position, self.step, self.batches = 1, 0, 0, []
         self.running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.history: list[dict] = []
@@ -140,7 +170,7 @@ class Loop:
         if self.best and self.best["weights"] is None:
             self.best["weights"] = copy.deepcopy(self.model.state_dict())
 
-    def train_batches(self, data: Inputs, y: torch.Tensor, save) -> None:
+    def train_batches(self, data: Inputs, ys: dict[str, torch.Tensor], save) -> None:
         """Run the rest of the current epoch's batches (from `position`), stepping every grad_accum batches."""
         t, run = self.t, self.running
         self.model.train()
@@ -149,12 +179,13 @@ class Loop:
         start = time.perf_counter() - run["seconds"]
         while self.position < len(self.batches):
             idx = self.batches[self.position]
-            logits = data.logits(self.model, idx).float()
-            target = y[idx].to(self.hw.device)
-            loss = self.loss_fn(logits, target)
+            logits = data.logits(self.model, idx, self.tasks)
+            targets = {k: ys[k][idx].to(self.hw.device) for k in self.tasks}
+            loss = sum(self.weights[k] * self.loss_fns[k].to(self.hw.device)(logits[k], targets[k]) for k in self.tasks)
             (loss / t.grad_accum_steps).backward()
             run["loss"] += loss.item() * len(idx)
-            run["correct"] += int((logits.argmax(1) == target).sum())
+            first = next(iter(self.tasks))  # the running train accuracy is the first task's
+            run["correct"] += int((logits[first].argmax(1) == targets[first]).sum())
             run["seen"] += len(idx)
             self.position += 1
             if self.position % t.grad_accum_steps == 0 or self.position == len(self.batches):
@@ -192,42 +223,48 @@ class Loop:
 
 
 def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg: Config,
-        init_from: gm.InitFrom, out: str | Path, ckpt: str | Path | None = None) -> dict:
+        init_from: gm.InitFrom, out: str | Path, ckpt: str | Path | None = None, tasks: Tasks | None = None,
+        weights: dict[str, float] | None = None) -> dict:
     """Train a classifier on `train`, keep the best epoch by validation macro-F1, save it atomically to `out`.
 
+    `tasks` ({column: labels}, default {"label": data.labels}) with two or more entries trains one shared
+    backbone with one head per column, on the `weights`-weighted sum of their losses (default 1 each).
     `ckpt` (default: `<out>.ckpt`) holds the resumable state while training runs; it is removed on success.
     """
     t, out = cfg.train, Path(out)
     ckpt = Path(ckpt) if ckpt else out.with_name(out.name + ".ckpt")
+    tasks = tasks or {"label": list(cfg.data.labels)}
+    weights = {k: (weights or {}).get(k, 1.0) for k in tasks}
     hw = resolve(t)
     gen = seed_everything(cfg.seed)
-    classes = list(cfg.data.labels)
-    tokenizer, model = gm.build(candidate, classes, init_from, t.dropout)
+    tokenizer, model = gm.build(candidate, tasks, init_from, t.dropout)
     optim.freeze(model, t)
     model.to(hw.device)
-    texts, y = train["text"].astype(str).tolist(), label_ids(train["label"], classes)
-    val_y = label_ids(validation["label"], classes)
+    texts = train["text"].astype(str).tolist()
+    ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
+    val_ys = {k: label_ids(validation[k], v) for k, v in tasks.items()}
     data, computed = inputs(texts, tokenizer, model, candidate, cfg, init_from, hw)
     val_data, val_computed = inputs(validation["text"].astype(str).tolist(), tokenizer, model, candidate, cfg,
                                     init_from, hw)
     steps_per_epoch = math.ceil(math.ceil(len(texts) / t.batch_size) / t.grad_accum_steps)
-    loop = Loop(model, cfg, y, steps_per_epoch, hw)
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw)
     fp = checkpoint.fingerprint(t.model_dump(exclude={"threads"}), cfg.seed, candidate.model_dump(), init_from,
-                                classes, texts, y.tolist(), validation["text"].astype(str).tolist(), val_y.tolist())
+                                tasks, weights, texts, {k: v.tolist() for k, v in ys.items()},
+                                validation["text"].astype(str).tolist(), {k: v.tolist() for k, v in val_ys.items()})
     state = checkpoint.load(ckpt, fp)
     resumed = None
     if state:
         loop.restore(state, gen)
         resumed = {"epoch": loop.epoch, "batch": loop.position, "step": loop.step}
     save = lambda: checkpoint.save(ckpt, loop.state(gen, fp))  # noqa: E731
-    y_t, stop = torch.tensor(y), False
+    ys_t, stop = {k: torch.tensor(v) for k, v in ys.items()}, False
     while loop.epoch <= t.epochs and not stop:
         if not loop.batches:
             loop.batches = bucketed(data.lengths(), t.batch_size, gen)
-        loop.train_batches(data, y_t, save)
-        stop = loop.end_epoch(validate(model, val_data, val_y, loop.loss_fn.cpu(), classes, 64))
-        loop.loss_fn.to(hw.device)
-        save()
+        loop.train_batches(data, ys_t, save)
+        stop = loop.end_epoch(validate(model, val_data, val_ys, loop.loss_fns, weights, tasks))
+        if loop.epoch <= t.epochs and not stop:  # after the last epoch the model itself is saved next
+            save()
     return _finish(loop, model, tokenizer, out, ckpt, candidate, init_from, cfg, hw, len(texts),
                    {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed})
 
@@ -237,15 +274,17 @@ def _finish(loop: Loop, model: gm.Classifier, tokenizer, out: Path, ckpt: Path, 
     """Load the best epoch's weights, save the model atomically, drop the checkpoint, summarise the run."""
     t = cfg.train
     model.load_state_dict(loop.best["weights"])
-    meta = {"labels": list(cfg.data.labels), "max_length": t.max_length, "dropout": t.dropout,
+    meta = {"labels": next(iter(loop.tasks.values())), "max_length": t.max_length, "dropout": t.dropout,
             "init_from": init_from, "mode": t.mode, "backbone": candidate.model_dump(), "train_rows": rows,
             "seed": cfg.seed, "best_epoch": loop.best["epoch"]}
+    if len(loop.tasks) > 1:
+        meta.update(tasks=loop.tasks, task_weights=loop.weights)
     with atomic_dir(out) as tmp:
         gm.save(model.cpu(), tokenizer, tmp, meta)
     shutil.rmtree(ckpt, ignore_errors=True)
     seconds = sum(h["seconds"] for h in loop.history)
     return {"init_from": init_from, "mode": t.mode, "backbone": candidate.name, "train_rows": rows,
-            "seconds": round(seconds, 1),
+            "seconds": round(seconds, 2),
             "examples_per_second": round(rows * len(loop.history) / max(seconds, 1e-9), 1),
             "device": hw.device.type, "precision": hw.precision, "threads": hw.threads,
             "optimizer_steps": loop.step, "best_epoch": loop.best["epoch"], "val_accuracy": loop.best["val_accuracy"],

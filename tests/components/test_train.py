@@ -111,3 +111,30 @@ def test_a_sigkilled_run_resumes_to_the_same_model(shrunk, stage_run, tmp_path):
     assert (tmp_path / "killed" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors"
                                                                        ).read_bytes()
     assert not (tmp_path / "killed.ckpt").exists()  # removed once the model is safely written
+
+
+def test_multi_task_shares_the_backbone_and_reports_each_task(shrunk, stage_run, tmp_path):
+    from graft import model as gm
+
+    params, _ = shrunk
+    cfg = cfg_with(params)
+    splits = read_splits(stage_run["splits"])
+    for part in ("train", "validation"):  # a second label column: is the tweet longer than 100 characters?
+        splits[part]["long"] = (splits[part]["text"].str.len() > 100).map({True: "long", False: "short"})
+    tasks = {"label": list(cfg.data.labels), "long": ["long", "short"]}
+    cand = {c.name: c for c in cfg.select.candidates}["minilm-l1"]
+    result = train.fit(splits["train"], splits["validation"], cand, cfg, "pretrained", tmp_path / "mt", tasks=tasks,
+                       weights={"long": 0.5})
+    assert set(result["history"][0]["tasks"]) == {"label", "long"}
+    _, net, meta = gm.load(tmp_path / "mt")
+    assert meta["tasks"] == tasks and meta["task_weights"] == {"label": 1.0, "long": 0.5}
+    assert set(net.heads) == {"label", "long"} and net.heads["label"] is net.head
+
+
+def test_curve_rejects_a_size_beyond_the_pool(shrunk, stage_run, tmp_path):
+    from graft import curve
+    from graft.errors import GraftError
+
+    _, cfg = shrunk
+    with pytest.raises(GraftError, match=r"curve.sizes has 1000000, but the training pool has only \d+ rows"):
+        curve.point(cfg.data.raw, stage_run["select"], 10**6, "pretrained", cfg, tmp_path / "p.json")

@@ -62,6 +62,20 @@ def test_metrics_show_lists_finetune_and_scratch(project):
     assert gate["passed"] is True and gate["registered"]["version"] >= 1
 
 
+def test_data_efficiency_curve_from_the_matrix_stages(project):
+    tmp, first = project
+    for init in ("pretrained", "scratch"):
+        for size in (20, 60):
+            assert f"Running stage 'curve@{size}-{init}'" in first.stdout
+            point = read_json(tmp / "metrics" / "curve" / f"{init}-{size}.json")
+            assert point["examples"] == size and point["test_rows"] == 60  # the main run's test split
+    rows = read_json(tmp / "plots" / "curve.json")
+    assert [r["examples"] for r in rows] == [20, 60]
+    assert all({"pretrained", "scratch", "gain"} <= set(r) for r in rows)
+    shown = sh("dvc", "plots", "show", "--json", cwd=tmp).stdout
+    assert "data_efficiency" in shown and "learning_curves" in shown
+
+
 def test_gate_registered_the_champion(project):
     tmp, _ = project
     champ = registry.champion(config.load(tmp / "params.yaml").registry)

@@ -9,11 +9,13 @@ from components import BASE_IMAGE
 @dsl.component(base_image=BASE_IMAGE)
 def export(config: dict, model: Input[Model], splits: Input[Dataset], package: Output[Model],
            parity: Output[Metrics]):
-    """Export to ONNX and record max |logit diff| and label agreement with PyTorch."""
+    """Export to ONNX (fp32 and int8) and record their parity with PyTorch on the test split."""
     from graft import config as gc
     from graft.export import run
 
     result = run(model.path, splits.path, gc.from_dict(config), package.path, parity.path)
-    for key in ("agreement", "max_abs_diff", "onnx_accuracy", "size_mb"):
-        parity.log_metric(key, result[key])
+    for name in ("fp32", "int8"):
+        for key in ("agreement", "max_abs_diff", "accuracy"):
+            parity.log_metric(f"{name}_{key}", result[name][key])
+        parity.log_metric(f"{name}_size_mb", result["size_mb"][name])
     package.metadata.update({"format": "onnx", "opset": result["opset"]})

@@ -194,7 +194,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     from graft.export import run
 
     result = run(args.model, args.splits, _cfg(args), args.out, args.metrics)
-    print(f"ONNX -> {args.out}: agreement {result['agreement']:.4f}, max |diff| {result['max_abs_diff']:.2e}")
+    for name in ("fp32", "int8"):
+        r = result[name]
+        print(f"ONNX {name} -> {args.out}: test accuracy {r['accuracy']:.4f} "
+              f"(PyTorch {result['torch']['accuracy']:.4f}), agreement {r['agreement']:.4f}, "
+              f"max |logit diff| {r['max_abs_diff']:.2e}, {result['size_mb'][name]} MB")
     return 0
 
 
@@ -217,6 +221,22 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return 1
     reg = verdict["registered"]
     print("gate passed" + (f": {reg['model_name']} v{reg['version']} is now '{reg['alias']}'" if reg else ""))
+    return 0
+
+
+@command
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict with an exported package (ONNX Runtime only, no PyTorch): one JSON line per input text."""
+    import json
+
+    from graft.predict import Package, batched
+
+    pkg = Package(args.model, "int8" if args.int8 else "fp32")
+    source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")  # noqa: SIM115
+    with source:
+        for chunk in batched(source, args.batch_size):
+            for row in pkg.predict(chunk):
+                print(json.dumps(row, ensure_ascii=False))
     return 0
 
 
@@ -282,6 +302,11 @@ def _parser() -> argparse.ArgumentParser:
               ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
               ("--out", "verdict JSON (metrics/gate.json)"))
     g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")
+    pr = sub.add_parser("predict", help=_doc("predict"), description=_doc("predict"))
+    pr.add_argument("--model", required=True, help="package folder written by `graft export` (models/onnx)")
+    pr.add_argument("--input", help="text file, one text per line (default: stdin)")
+    pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
+    pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
     s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")

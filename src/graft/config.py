@@ -248,7 +248,12 @@ class GateConfig(Section):
     min_margin_over_scratch: float = Field(
         0.02, description="Fine-tuned macro-F1 must beat the scratch baseline by at least this."
     )
-    min_onnx_agreement: float = Field(0.999, ge=0, le=1, description="ONNX vs PyTorch label agreement.")
+    min_onnx_agreement: float = Field(0.999, ge=0, le=1, description="fp32 ONNX vs PyTorch label agreement.")
+    max_onnx_logit_diff: float = Field(1e-4, gt=0, description="Largest |logit| difference, fp32 ONNX vs PyTorch.")
+    max_onnx_accuracy_delta_pt: float = Field(
+        0.1, ge=0, description="fp32 ONNX test accuracy within this many points of PyTorch's.")
+    max_int8_accuracy_drop_pt: float = Field(
+        0.5, ge=0, description="int8 ONNX test accuracy at most this many points below the fp32 ONNX model's.")
 
 
 class RegistryConfig(Section):

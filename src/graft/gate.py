@@ -22,12 +22,34 @@ def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
         _check("beats_scratch", margin, policy.min_margin_over_scratch, margin >= policy.min_margin_over_scratch,
                f"fine-tuned minus scratch macro-F1 is {margin:+.4f}, margin required {policy.min_margin_over_scratch}"
                + ("" if margin > 0 else " (negative transfer)")),
-        _check("onnx_agreement", export["agreement"], policy.min_onnx_agreement,
-               export["agreement"] >= policy.min_onnx_agreement,
-               f"ONNX vs PyTorch label agreement {export['agreement']:.4f} vs required {policy.min_onnx_agreement}"),
+        *parity_checks(export, policy),
     ]
     reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]]
     return {"passed": not reasons, "reasons": reasons, "checks": checks}
+
+
+def parity_checks(export: dict, policy: GateConfig) -> list[dict]:
+    """The export's proof on the test split: fp32 ONNX matches PyTorch, int8 stays close to fp32."""
+    fp32, int8, ref = export["fp32"], export["int8"], export["torch"]
+    # accuracies carry 4 decimals: round the point differences so 0.5 pt compares as 0.5, not 0.5000000000000004
+    delta = round(100 * abs(fp32["accuracy"] - ref["accuracy"]), 6)
+    drop = round(100 * (fp32["accuracy"] - int8["accuracy"]), 6)
+    return [
+        _check("onnx_max_abs_diff", fp32["max_abs_diff"], policy.max_onnx_logit_diff,
+               fp32["max_abs_diff"] <= policy.max_onnx_logit_diff,
+               f"largest |logit| difference fp32 ONNX vs PyTorch {fp32['max_abs_diff']:.2e}, allowed "
+               f"{policy.max_onnx_logit_diff:.0e} (ONNX parity broken)"),
+        _check("onnx_agreement", fp32["agreement"], policy.min_onnx_agreement,
+               fp32["agreement"] >= policy.min_onnx_agreement,
+               f"fp32 ONNX vs PyTorch label agreement {fp32['agreement']:.4f} vs required {policy.min_onnx_agreement}"),
+        _check("onnx_accuracy_delta_pt", delta, policy.max_onnx_accuracy_delta_pt,
+               delta <= policy.max_onnx_accuracy_delta_pt,
+               f"fp32 ONNX test accuracy {fp32['accuracy']:.4f} vs PyTorch {ref['accuracy']:.4f}: {delta:.2f} pt"),
+        _check("int8_accuracy_drop_pt", drop, policy.max_int8_accuracy_drop_pt,
+               drop <= policy.max_int8_accuracy_drop_pt,
+               f"int8 ONNX test accuracy {int8['accuracy']:.4f} vs fp32 ONNX {fp32['accuracy']:.4f}: "
+               f"{drop:+.2f} pt drop"),
+    ]
 
 
 def markdown(verdict: dict) -> str:

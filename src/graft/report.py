@@ -63,7 +63,10 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append(f"transfer gain  : {ev['finetune']['macro_f1'] - ev['scratch']['macro_f1']:+.4f} macro-F1 "
                    f"on {ev['finetune']['rows']} test rows")
     if exp:
-        out.append(f"ONNX parity    : agreement {exp['agreement']:.4f}, max |logit diff| {exp['max_abs_diff']:.2e}")
+        f32, i8 = exp["fp32"], exp["int8"]
+        out.append(f"ONNX parity    : fp32 agreement {f32['agreement']:.4f}, max |logit diff| "
+                   f"{f32['max_abs_diff']:.2e}; int8 accuracy {i8['accuracy']:.4f} vs fp32 {f32['accuracy']:.4f} "
+                   f"({exp['size_mb']['int8']} MB vs {exp['size_mb']['fp32']} MB)")
     if gate is None:
         out.append("gate           : not reached (see the errors above)")
     else:

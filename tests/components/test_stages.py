@@ -181,16 +181,22 @@ def test_evaluate_contract(stage_run):
 
 def test_export_matches_pytorch_on_the_test_split(stage_run):
     exp = read_json(stage_run["export"])
-    assert exp["max_abs_diff"] < 1e-4 and exp["agreement"] >= 0.999 and exp["rows"] == 60
-    assert exp["onnx_accuracy"] == exp["torch_accuracy"]
+    assert exp["rows"] == 60 and exp["opset"] == 17
+    assert exp["fp32"]["max_abs_diff"] < 1e-4 and exp["fp32"]["agreement"] >= 0.999
+    assert exp["fp32"]["accuracy"] == exp["torch"]["accuracy"]
+    assert exp["int8"]["agreement"] > 0.9 and exp["size_mb"]["int8"] < exp["size_mb"]["fp32"] / 2
+    for name in ("torch_fp32", "onnx_fp32", "onnx_int8"):
+        assert set(exp["latency_ms"][name]) == {"batch_1_p50", "batch_1_p95", "batch_32_per_example"}
     files = {p.name for p in stage_run["onnx"].iterdir()}
-    assert {"model.onnx", "labels.json", "tokenizer.json", "graft_model.json"} <= files
+    assert files == {"model.onnx", "model.int8.onnx", "labels.json", "tokenizer.json", "graft_model.json"}
+    meta = read_json(stage_run["onnx"] / "graft_model.json")
+    assert meta["data_md5"] == "22cdee4bab2a5204473f4b4a6199d7ea" and meta["metrics"]["fp32"] == exp["fp32"]
 
 
 def test_onnx_axes_are_dynamic(stage_run):
     from tokenizers import Tokenizer
 
-    from graft.export import session
+    from graft.predict import session
 
     sess = session(stage_run["onnx"] / "model.onnx")
     tok = Tokenizer.from_file(str(stage_run["onnx"] / "tokenizer.json"))
@@ -198,6 +204,52 @@ def test_onnx_axes_are_dynamic(stage_run):
         ids = np.array([tok.encode("word " * 40).ids[:length]] * batch, dtype=np.int64)
         logits = sess.run(["logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
         assert logits.shape == (batch, 2)
+
+
+def test_a_perturbed_exported_weight_is_refused_by_the_gate_with_the_parity_check_named(stage_run, shrunk, tmp_path):
+    import shutil
+
+    import onnx
+    from onnx import numpy_helper
+
+    from graft import export, gate
+
+    _, cfg = shrunk
+    broken = tmp_path / "broken"
+    shutil.copytree(stage_run["onnx"], broken)
+    graph = onnx.load(str(broken / "model.onnx"))
+    (head,) = [t for t in graph.graph.initializer if t.name == "head.weight"]
+    head.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(head) + 0.05, head.name))
+    onnx.save(graph, str(broken / "model.onnx"))
+    result = export.parity(stage_run["finetune"], broken, read_splits(stage_run["splits"])["test"], 64, timing=False)
+    verdict = gate.decide(read_json(stage_run["evaluate"]), result, cfg.gate)
+    assert verdict["passed"] is False
+    assert any(r.startswith("onnx_max_abs_diff:") and "ONNX parity broken" in r for r in verdict["reasons"])
+    intact = gate.decide(read_json(stage_run["evaluate"]), read_json(stage_run["export"]), cfg.gate)
+    assert not [r for r in intact["reasons"] if r.startswith("onnx_")]
+
+
+def test_predict_serves_the_package_without_torch(stage_run, tmp_path):
+    import sys
+
+    texts = read_splits(stage_run["splits"])["test"]["text"].tolist()[:20]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n\n")
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['transformers'] = None\n"
+            "from graft.cli import main\n"
+            f"rc = main(['predict', '--model', {str(stage_run['onnx'])!r}, '--input', {str(tmp_path / 'in.txt')!r}])\n"
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+            "sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(rows) == 20  # the blank line is skipped
+    labels = read_json(stage_run["onnx"] / "labels.json")
+    assert all(r["label"] in labels and abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
+    from graft import model as gm
+
+    tok, net, meta = gm.load(stage_run["finetune"])
+    expected = gm.predict_logits(net, tok, texts, meta["max_length"], 64).argmax(1)
+    assert [r["label"] for r in rows] == [labels[i] for i in expected]
 
 
 def test_promotion_registers_the_champion_with_lineage(stage_run, shrunk):

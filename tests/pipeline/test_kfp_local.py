@@ -56,7 +56,7 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     audited = [c["name"] for c in evaluation["selection_check"]["candidates"]]
     assert len(audited) == 2 and (run_dir / "selfcheck" / "models" / audited[1] / "model.safetensors").is_file()
     parity = json.loads((run_dir / "export" / "parity").read_text())
-    assert parity["agreement"] >= 0.999
+    assert parity["fp32"]["agreement"] >= 0.999 and "int8" in parity
     assert (run_dir / "export" / "package" / "model.onnx").is_file()
     docs = (run_dir / "validate" / "docs").read_text()
     assert "Data validation: PASSED" in docs and "<iframe srcdoc=" in docs

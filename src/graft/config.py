@@ -232,6 +232,8 @@ class EvaluateConfig(Section):
     """Evaluation settings."""
 
     batch_size: int = Field(64, ge=1)
+    bootstrap_resamples: int = Field(
+        1000, ge=100, description="Paired-bootstrap resamples behind each confidence interval (seeded).")
 
 
 class ExportConfig(Section):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from graft import model as gm
 from graft.config import Config
@@ -22,15 +22,26 @@ def label_ids(labels: pd.Series, classes: list[str]) -> np.ndarray:
     return labels.astype(str).map(index).to_numpy(dtype=np.int64)
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
-    """Accuracy, macro-F1 and the confusion matrix (rows: actual, columns: predicted)."""
+def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], probs: np.ndarray | None = None) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix (rows: actual).
+
+    Given class probabilities, also the expected calibration error.
+    """
     ids = list(range(len(classes)))
-    return {
+    p, r, f, n = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
+    out = {
         "accuracy": round(float(accuracy_score(y_true, y_pred)), 4),
         "macro_f1": round(float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)), 4),
+        "per_class": {c: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+                          "f1": round(float(f[i]), 4), "support": int(n[i])} for i, c in enumerate(classes)},
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
         "rows": int(len(y_true)),
     }
+    if probs is not None:
+        from graft.stats import expected_calibration_error
+
+        out["ece"] = expected_calibration_error(probs, y_true)
+    return out
 
 
 def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[dict, np.ndarray]:
@@ -38,13 +49,15 @@ def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[di
     tokenizer, model, meta = gm.load(folder)
     if meta["labels"] != list(cfg.data.labels):
         raise GraftError(f"{folder}: trained for labels {meta['labels']}, but data.labels is {cfg.data.labels}")
+    from graft.stats import softmax
+
     logits = gm.predict_logits(model, tokenizer, test["text"].astype(str).tolist(), meta["max_length"],
                                cfg.evaluate.batch_size)
     pred = logits.argmax(1)
-    return scores(label_ids(test["label"], meta["labels"]), pred, meta["labels"]), pred
+    return scores(label_ids(test["label"], meta["labels"]), pred, meta["labels"], softmax(logits)), pred
 
 
-def classical(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int) -> dict:
+def classical(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int) -> tuple[dict, np.ndarray]:
     """The classical baseline: TF-IDF of word 1-2-grams and logistic regression, trained on the same train split.
 
     It needs no backbone and trains in about a second: if transfer cannot beat it, the backbone is not earning its
@@ -57,7 +70,10 @@ def classical(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed:
     pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
                          LogisticRegression(C=10.0, max_iter=2000, random_state=seed))
     pipe.fit(train["text"].astype(str), label_ids(train["label"], classes))
-    return scores(label_ids(test["label"], classes), pipe.predict(test["text"].astype(str)), classes)
+    probs = np.zeros((len(test), len(classes)))
+    probs[:, pipe.classes_] = pipe.predict_proba(test["text"].astype(str))
+    pred = probs.argmax(1)
+    return scores(label_ids(test["label"], classes), pred, classes, probs), pred
 
 
 def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str | Path, cfg: Config
@@ -67,11 +83,16 @@ def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str
     The rows are the fine-tuned model's (actual, predicted) pairs.
     """
     classes, test = list(cfg.data.labels), splits["test"]
+    from graft.stats import compare
+
     ft, ft_pred = score_model(finetune, test, cfg)
-    sc, _ = score_model(scratch, test, cfg)
-    cl = classical(splits["train"], test, classes, cfg.seed)
+    sc, sc_pred = score_model(scratch, test, cfg)
+    cl, cl_pred = classical(splits["train"], test, classes, cfg.seed)
+    y, n = label_ids(test["label"], classes), cfg.evaluate.bootstrap_resamples
+    comparisons = {f"finetune_vs_{name}": compare(y, ft_pred, pred, len(classes), n, cfg.seed)
+                   for name, pred in (("scratch", sc_pred), ("classical", cl_pred))}
     rows = [{"actual": a, "predicted": classes[p]} for a, p in zip(test["label"].astype(str), ft_pred)]
-    return {"finetune": ft, "scratch": sc, "classical": cl, "labels": classes}, rows
+    return {"finetune": ft, "scratch": sc, "classical": cl, "comparisons": comparisons, "labels": classes}, rows
 
 
 def selection_check(test: pd.DataFrame, finetune: dict, selection: dict, selfcheck: str | Path, cfg: Config

@@ -90,7 +90,7 @@ def run(cfg: Config, out: str | Path) -> dict:
                 result["tasks"][t]["multitask" if name == "multitask" else "single_task"] = s
     for t, c in tasks.items():
         as_label = {k: v.rename(columns={t: "label"}) for k, v in splits.items()}
-        s = classical(as_label["train"], as_label["test"], c, cfg.seed)
+        s, _ = classical(as_label["train"], as_label["test"], c, cfg.seed)
         result["tasks"][t]["classical"] = {"accuracy": s["accuracy"], "macro_f1": s["macro_f1"]}
     write_json(out, result)
     return result

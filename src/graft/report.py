@@ -62,6 +62,10 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
                 out.append(f"{name:15}: {ev[name]['accuracy']:9.4f} {ev[name]['macro_f1']:9.4f}   ({what})")
         out.append(f"transfer gain  : {ev['finetune']['macro_f1'] - ev['scratch']['macro_f1']:+.4f} macro-F1 "
                    f"on {ev['finetune']['rows']} test rows")
+        for name, c in ev.get("comparisons", {}).items():
+            f1 = c["macro_f1"]
+            out.append(f"  {name.replace('_vs_', ' - '):21}: macro-F1 {f1['diff']:+.4f}, 95% CI [{f1['ci_low']:+.4f}, "
+                       f"{f1['ci_high']:+.4f}], McNemar p = {c['mcnemar']['p_value']:.3g}")
     if exp:
         f32, i8 = exp["fp32"], exp["int8"]
         out.append(f"ONNX parity    : fp32 agreement {f32['agreement']:.4f}, max |logit diff| "

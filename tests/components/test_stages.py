@@ -171,6 +171,20 @@ def test_selfcheck_fine_tunes_the_runner_up_and_evaluate_audits_the_ranking(stag
     assert {first["test_rank"], second["test_rank"]} == {1, 2}
 
 
+def test_evaluate_compares_with_confidence_intervals(stage_run):
+    ev = read_json(stage_run["evaluate"])
+    for other in ("scratch", "classical"):
+        cmp = ev["comparisons"][f"finetune_vs_{other}"]
+        for metric in ("accuracy", "macro_f1"):
+            c = cmp[metric]
+            assert c["diff"] == pytest.approx(ev["finetune"][metric] - ev[other][metric], abs=1e-4)
+            assert c["ci_low"] <= c["diff"] <= c["ci_high"] and c["resamples"] == 1000
+        assert 0 <= cmp["mcnemar"]["p_value"] <= 1
+    for name in ("finetune", "scratch", "classical"):
+        assert 0 <= ev[name]["ece"] <= 1
+        assert sum(c["support"] for c in ev[name]["per_class"].values()) == 60
+
+
 def test_evaluate_contract(stage_run):
     ev = read_json(stage_run["evaluate"])
     for name in ("finetune", "scratch", "classical"):

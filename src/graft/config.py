@@ -248,8 +248,14 @@ class GateConfig(Section):
 
     min_macro_f1: float = Field(0.8, ge=0, le=1, description="Floor on the fine-tuned test macro-F1.")
     min_margin_over_scratch: float = Field(
-        0.02, description="Fine-tuned macro-F1 must beat the scratch baseline by at least this."
-    )
+        0.02, description="The lower 95% bound of fine-tuned minus scratch macro-F1 must reach this (transfer "
+        "benefit); an upper bound below zero is a NEGATIVE TRANSFER verdict.")
+    max_regression: float = Field(
+        0.01, ge=0, description="The lower 95% bound of candidate minus champion macro-F1 may go down to minus this "
+        "(non-regression), both re-scored on the current test split.")
+    first_run: Literal["promote", "refuse"] = Field(
+        "promote", description="With no champion yet: promote when every other check passes, or refuse (a person "
+        "promotes the first model).")
     min_onnx_agreement: float = Field(0.999, ge=0, le=1, description="fp32 ONNX vs PyTorch label agreement.")
     max_onnx_logit_diff: float = Field(1e-4, gt=0, description="Largest |logit| difference, fp32 ONNX vs PyTorch.")
     max_onnx_accuracy_delta_pt: float = Field(

@@ -76,8 +76,8 @@ def classical(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed:
     return scores(label_ids(test["label"], classes), pred, classes, probs), pred
 
 
-def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str | Path, cfg: Config
-             ) -> tuple[dict, list[dict]]:
+def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str | Path, cfg: Config,
+             data_md5: str | None = None) -> tuple[dict, list[dict]]:
     """Scores of the fine-tuned model and both baselines on the test split, and the confusion-plot rows.
 
     The rows are the fine-tuned model's (actual, predicted) pairs.
@@ -91,8 +91,46 @@ def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str
     y, n = label_ids(test["label"], classes), cfg.evaluate.bootstrap_resamples
     comparisons = {f"finetune_vs_{name}": compare(y, ft_pred, pred, len(classes), n, cfg.seed)
                    for name, pred in (("scratch", sc_pred), ("classical", cl_pred))}
+    champ = champion_check(test, y, ft_pred, cfg, data_md5)
+    if "comparison" in champ:
+        comparisons["finetune_vs_champion"] = champ.pop("comparison")
     rows = [{"actual": a, "predicted": classes[p]} for a, p in zip(test["label"].astype(str), ft_pred)]
-    return {"finetune": ft, "scratch": sc, "classical": cl, "comparisons": comparisons, "labels": classes}, rows
+    return {"finetune": ft, "scratch": sc, "classical": cl, "champion": champ, "comparisons": comparisons,
+            "labels": classes}, rows
+
+
+def champion_check(test: pd.DataFrame, y: np.ndarray, ft_pred: np.ndarray, cfg: Config, data_md5: str | None
+                   ) -> dict:
+    """Re-score the registry's current champion on this test split: its stored metrics are never trusted.
+
+    {"version": None, "first_run": True} when nothing was promoted yet. A champion trained on another data version
+    is still scored on the current split, and the note says so.
+    """
+    import tempfile
+
+    from graft import registry
+    from graft.export import package_logits
+    from graft.predict import Package
+    from graft.stats import compare, softmax
+
+    classes = list(cfg.data.labels)
+    with tempfile.TemporaryDirectory() as tmp:
+        found = registry.download_champion(cfg.registry, tmp)
+        if found is None:
+            return {"version": None, "first_run": True, "note": "no champion yet: the first-run policy applies"}
+        pkg = Package(found["path"], "fp32")
+        if pkg.labels != classes:
+            return {"version": found["version"], "first_run": False, "comparable": False,
+                    "note": f"champion v{found['version']} predicts {pkg.labels}, not data.labels {classes}"}
+        logits = package_logits(pkg, test["text"].astype(str).tolist(), cfg.evaluate.batch_size)
+        trained_on = pkg.meta.get("data_md5")
+    pred = logits.argmax(1)
+    note = f"champion v{found['version']} re-scored on the current test split"
+    if trained_on and data_md5 and trained_on != data_md5:
+        note += f" (it was trained on data {trained_on[:8]}, this split comes from {data_md5[:8]})"
+    return {"version": found["version"], "first_run": False, "comparable": True, "note": note,
+            "scores": scores(y, pred, classes, softmax(logits)),
+            "comparison": compare(y, ft_pred, pred, len(classes), cfg.evaluate.bootstrap_resamples, cfg.seed)}
 
 
 def selection_check(test: pd.DataFrame, finetune: dict, selection: dict, selfcheck: str | Path, cfg: Config
@@ -118,7 +156,9 @@ def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: C
     from graft.data import read_splits
 
     splits = read_splits(split_dir)
-    result, rows = evaluate(splits, finetune, scratch, cfg)
+    manifest = Path(split_dir) / "manifest.json"
+    result, rows = evaluate(splits, finetune, scratch, cfg,
+                            read_json(manifest)["source_md5"] if manifest.is_file() else None)
     if selection and selfcheck:
         result["selection_check"] = selection_check(splits["test"], result["finetune"], read_json(selection),
                                                     selfcheck, cfg)

@@ -5,8 +5,14 @@ from __future__ import annotations
 from graft.config import GateConfig
 
 
-def _check(name: str, value: float, threshold: float, passed: bool, why: str) -> dict:
-    return {"name": name, "value": round(value, 6), "threshold": threshold, "passed": bool(passed), "why": why}
+def _check(name: str, value: float, threshold, passed: bool, why: str, ci: dict | None = None) -> dict:
+    return {"name": name, "value": round(value, 6), "threshold": threshold,
+            "ci_low": ci["ci_low"] if ci else None, "ci_high": ci["ci_high"] if ci else None,
+            "passed": bool(passed), "why": why}
+
+
+def _ci(c: dict) -> str:
+    return f"{c['diff']:+.4f} [95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
 
 
 def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
@@ -14,18 +20,44 @@ def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
 
     `reasons` holds one sentence per failed check (empty when everything passed).
     """
-    ft, sc = evaluation["finetune"], evaluation["scratch"]
-    margin = ft["macro_f1"] - sc["macro_f1"]
+    ft = evaluation["finetune"]
     checks = [
         _check("min_macro_f1", ft["macro_f1"], policy.min_macro_f1, ft["macro_f1"] >= policy.min_macro_f1,
                f"fine-tuned macro-F1 {ft['macro_f1']:.4f} vs floor {policy.min_macro_f1}"),
-        _check("beats_scratch", margin, policy.min_margin_over_scratch, margin >= policy.min_margin_over_scratch,
-               f"fine-tuned minus scratch macro-F1 is {margin:+.4f}, margin required {policy.min_margin_over_scratch}"
-               + ("" if margin > 0 else " (negative transfer)")),
+        transfer_check(evaluation, policy),
+        champion_check(evaluation, policy),
         *parity_checks(export, policy),
     ]
     reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]]
     return {"passed": not reasons, "reasons": reasons, "checks": checks}
+
+
+def transfer_check(evaluation: dict, policy: GateConfig) -> dict:
+    """Transfer benefit: the lower CI bound of fine-tuned minus scratch macro-F1 reaches the margin."""
+    c = evaluation["comparisons"]["finetune_vs_scratch"]["macro_f1"]
+    verdict = (" — NEGATIVE TRANSFER: the fine-tuned model is worse than the same network trained from scratch"
+               if c["ci_high"] < 0 else " (negative transfer: the estimate is below zero)" if c["diff"] < 0 else "")
+    return _check("transfer_benefit", c["diff"], policy.min_margin_over_scratch,
+                  c["ci_low"] >= policy.min_margin_over_scratch,
+                  f"fine-tuned minus scratch macro-F1 {_ci(c)}, lower bound must reach "
+                  f"{policy.min_margin_over_scratch}" + verdict, c)
+
+
+def champion_check(evaluation: dict, policy: GateConfig) -> dict:
+    """Non-regression against the re-scored champion, or the explicit first-run policy."""
+    champ = evaluation.get("champion") or {"version": None, "first_run": True}
+    if champ.get("first_run"):
+        ok = policy.first_run == "promote"
+        return _check("first_run", 0.0, policy.first_run, ok,
+                      "no champion yet; policy first_run=" + policy.first_run
+                      + ("" if ok else ": a person promotes the first model (graft promote)"))
+    if not champ.get("comparable", True):
+        return _check("non_regression", 0.0, -policy.max_regression, False, champ["note"])
+    c = evaluation["comparisons"]["finetune_vs_champion"]["macro_f1"]
+    ok = c["ci_low"] >= -policy.max_regression
+    return _check("non_regression", c["diff"], -policy.max_regression, ok,
+                  f"candidate minus champion v{champ['version']} macro-F1 {_ci(c)}, lower bound may go down to "
+                  f"-{policy.max_regression}" + ("" if ok else " — REGRESSION"), c)
 
 
 def parity_checks(export: dict, policy: GateConfig) -> list[dict]:
@@ -55,8 +87,9 @@ def parity_checks(export: dict, policy: GateConfig) -> list[dict]:
 def markdown(verdict: dict) -> str:
     """The verdict as a Markdown table (KFP UI, report)."""
     head = "**PASSED**: the candidate may be promoted" if verdict["passed"] else "**FAILED**: not promoted"
-    lines = [head, "", "| check | value | threshold | passed | why |", "|---|---|---|---|---|"]
+    lines = [head, "", "| check | value | 95% CI | threshold | passed | why |", "|---|---|---|---|---|---|"]
     for c in verdict["checks"]:
         ok = "yes" if c["passed"] else "NO"
-        lines.append(f"| {c['name']} | {c['value']} | {c['threshold']} | {ok} | {c['why']} |")
+        ci = f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c.get("ci_low") is not None else ""
+        lines.append(f"| {c['name']} | {c['value']} | {ci} | {c['threshold']} | {ok} | {c['why']} |")
     return "\n".join(lines) + "\n"

@@ -50,6 +50,16 @@ def champion(cfg: RegistryConfig) -> dict | None:
     return {"model_name": cfg.model_name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source}
 
 
+def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
+    """Fetch the champion's model package into `dest`; its version info plus "path", or None on a first run."""
+    current = champion(cfg)
+    if current is None:
+        return None
+    _, client = _client(cfg)
+    path = client.download_artifacts(current["run_id"], "model", str(dest))
+    return {**current, "path": path}
+
+
 def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: dict, tags: dict[str, str]):
     """One finished MLflow run holding the params, the numeric metrics, the tags and the model package."""
     from mlflow.entities import Metric, Param, RunTag

@@ -75,6 +75,9 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append("gate           : not reached (see the errors above)")
     else:
         out.append(f"gate           : {'PASSED' if gate['passed'] else 'FAILED'}")
+        for c in gate.get("checks", []):
+            ci = f" [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c.get("ci_low") is not None else ""
+            out.append(f"  {'ok ' if c['passed'] else 'NO '} {c['name']:22} {c['value']:+.6g}{ci} vs {c['threshold']}")
         out += [f"  - {r}" for r in gate["reasons"]]
         reg = gate.get("registered")
         if reg:

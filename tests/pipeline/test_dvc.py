@@ -106,7 +106,11 @@ def test_moving_the_cutoff_is_a_new_version_and_reruns_everything(project):
     assert set(drift_rows) == {"label_js", "length_psi", "oov_rate"}
     assert all(0 <= c["observed"] < c["threshold"]["fail"] for c in drift_rows.values())
     assert len(list((tmp / "data" / "profiles").glob("*.json"))) == 2
-    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 2
+    gate = read_json(tmp / "metrics" / "gate.json")
+    assert gate["registered"]["version"] == 2
+    # the second run was compared with the first as champion, re-scored on the new test split
+    assert read_json(tmp / "metrics" / "evaluate.json")["champion"]["version"] == 1
+    assert [c["name"] for c in gate["checks"]][2] == "non_regression"
     assert "Running stage" not in sh("dvc", "repro", cwd=tmp).stdout  # an unchanged cut-off is a no-op
 
 
@@ -147,7 +151,11 @@ def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage,
     assert [f.split(": ")[2] for f in failures] == ["train", "validation", "test"]
     assert all(e in f for f in failures for e in expected)
     assert hashlib.md5(db.read_bytes()).hexdigest() == before
-    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == 2  # the last good run's verdict
+    gate = read_json(tmp / "metrics" / "gate.json")
+    assert gate["registered"]["version"] == 2
+    # the second run was compared with the first as champion, re-scored on the new test split
+    assert read_json(tmp / "metrics" / "evaluate.json")["champion"]["version"] == 1
+    assert [c["name"] for c in gate["checks"]][2] == "non_regression"  # the last good run's verdict
 
 
 def test_changed_raw_data_is_detected_against_data_dvc(project):

@@ -241,6 +241,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_promote(args: argparse.Namespace) -> int:
+    """Make a registered version the champion by hand, with the reason recorded on it (an override of the gate)."""
+    from graft import registry
+
+    r = registry.set_champion(_cfg(args).registry, args.version, args.reason)
+    print(f"{r['model_name']} v{r['version']} is now '{r['alias']}' (was v{r['previous']})")
+    return 0
+
+
+@command
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """Point the champion alias back at the version the current champion replaced."""
+    from graft import registry
+
+    r = registry.rollback(_cfg(args).registry, args.reason)
+    print(f"{r['model_name']}: '{r['alias']}' is back on v{r['version']} (v{r['rolled_back']} rolled back)")
+    return 0
+
+
+@command
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the run summary from the metrics files."""
     from graft.report import summary
@@ -307,6 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", help="text file, one text per line (default: stdin)")
     pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
+    pm = stage("promote", ("--reason", "why, recorded on the version"))
+    pm.add_argument("--version", type=int, required=True, help="registered version to make the champion")
+    stage("rollback").add_argument("--reason", default="rolled back by hand", help="recorded on the version")
     s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")

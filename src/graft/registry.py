@@ -6,6 +6,8 @@ failure part-way never leaves the alias pointing at a half-registered model.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import time
@@ -93,11 +95,67 @@ def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: di
             client.create_registered_model(cfg.model_name)
         mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
                                          run_id=run.info.run_id, tags=tags)
-        client.set_registered_model_alias(cfg.model_name, cfg.alias, mv.version)
+        with registry_lock(cfg):
+            _move_alias(client, cfg, int(mv.version), "gate passed")
     except mlflow.exceptions.MlflowException as exc:
         raise GraftError(f"registry {tracking_uri(cfg)}: {str(exc).splitlines()[0]}") from None
     return {"model_name": cfg.model_name, "version": int(mv.version), "alias": cfg.alias,
             "run_id": run.info.run_id, "tracking_uri": tracking_uri(cfg)}
+
+
+@contextlib.contextmanager
+def registry_lock(cfg: RegistryConfig):
+    """Serialise alias moves between concurrent runs (an exclusive lock file beside the artifact store)."""
+    path = Path(cfg.artifact_location).resolve().parent / f".graft-{cfg.model_name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _move_alias(client, cfg: RegistryConfig, version: int, reason: str) -> int | None:
+    """Point the alias at `version`, recording on it the champion it replaces and why; return that old one."""
+    current = champion(cfg)
+    previous = current["version"] if current else None
+    if previous == version:
+        return previous
+    client.set_model_version_tag(cfg.model_name, str(version), "graft.previous_champion", str(previous or "none"))
+    client.set_model_version_tag(cfg.model_name, str(version), "graft.promotion_reason", reason)
+    client.set_registered_model_alias(cfg.model_name, cfg.alias, str(version))
+    return previous
+
+
+def set_champion(cfg: RegistryConfig, version: int, reason: str) -> dict:
+    """A person's promotion of an existing version (a recorded manual override of the gate)."""
+    mlflow, client = _client(cfg)
+    try:
+        client.get_model_version(cfg.model_name, str(version))
+    except mlflow.exceptions.MlflowException:
+        raise GraftError(f"{cfg.model_name} has no version {version} in {tracking_uri(cfg)}") from None
+    with registry_lock(cfg):
+        previous = _move_alias(client, cfg, version, f"manual: {reason}")
+    return {"model_name": cfg.model_name, "version": version, "previous": previous, "alias": cfg.alias}
+
+
+def rollback(cfg: RegistryConfig, reason: str) -> dict:
+    """Point the alias back at the champion the current one replaced."""
+    mlflow, client = _client(cfg)
+    current = champion(cfg)
+    if current is None:
+        raise GraftError(f"{cfg.model_name}: no champion to roll back from")
+    tags = client.get_model_version(cfg.model_name, str(current["version"])).tags
+    previous = tags.get("graft.previous_champion", "none")
+    if previous == "none":
+        raise GraftError(f"{cfg.model_name} v{current['version']} replaced no earlier champion: "
+                         "nothing to roll back to")
+    with registry_lock(cfg):
+        client.set_model_version_tag(cfg.model_name, str(current["version"]), "graft.rolled_back", reason)
+        client.set_registered_model_alias(cfg.model_name, cfg.alias, previous)
+    return {"model_name": cfg.model_name, "version": int(previous), "rolled_back": current["version"],
+            "alias": cfg.alias}
 
 
 def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict) -> dict:

@@ -320,3 +320,32 @@ def test_gate_cli_fails_and_registers_nothing(stage_run, shrunk, tmp_path):
     verdict = read_json(tmp_path / "gate.json")
     assert verdict["passed"] is False and verdict["registered"] is None and len(verdict["reasons"]) == 2
     assert registry.champion(config.load(tmp_path / "params.yaml").registry)["version"] == before
+
+
+def test_people_can_promote_by_hand_and_roll_back(stage_run, shrunk, tmp_path):
+    params, _ = shrunk
+    own = json.loads(json.dumps(params))
+    own["registry"].update(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", artifact_location=str(tmp_path / "art"))
+    cfg = config.from_dict(own)
+    write_params(tmp_path, own)
+    passed = {"passed": True, "reasons": [], "checks": []}
+    for _ in range(2):  # two passing runs: v1, then v2 replacing it
+        registry.promote(stage_run["onnx"], stage_run["splits"], cfg, {}, {}, passed)
+    assert registry.champion(cfg.registry)["version"] == 2
+
+    def graft(*argv):
+        return subprocess.run(["graft", *argv], cwd=tmp_path, capture_output=True, text=True)
+
+    res = graft("rollback", "--reason", "bad reviews")
+    assert res.returncode == 0 and "back on v1 (v2 rolled back)" in res.stdout
+    assert registry.champion(cfg.registry)["version"] == 1
+    res = graft("promote", "--version", "2", "--reason", "reviewed by hand")
+    assert res.returncode == 0 and registry.champion(cfg.registry)["version"] == 2
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
+    tags = client.get_model_version(cfg.registry.model_name, "2").tags
+    assert tags["graft.promotion_reason"] == "manual: reviewed by hand" and tags["graft.rolled_back"] == "bad reviews"
+    res = graft("promote", "--version", "9", "--reason", "typo")
+    assert res.returncode == 1 and res.stderr.strip().endswith("has no version 9 in " + cfg.registry.tracking_uri)
+    assert registry.champion(cfg.registry)["version"] == 2

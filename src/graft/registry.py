@@ -62,8 +62,9 @@ def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
     return {**current, "path": path}
 
 
-def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: dict, tags: dict[str, str]):
-    """One finished MLflow run holding the params, the numeric metrics, the tags and the model package."""
+def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: dict, tags: dict[str, str],
+             card: str | None = None):
+    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card."""
     from mlflow.entities import Metric, Param, RunTag
 
     run = client.create_run(exp_id, run_name="graft-gate", tags=tags)
@@ -76,6 +77,8 @@ def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: di
                          metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
                          tags=[RunTag(k, v) for k, v in tags.items()])
         client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
+        if card:
+            client.log_text(run.info.run_id, card, "model_card.md")
     except BaseException:
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
@@ -83,14 +86,15 @@ def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: di
     return run
 
 
-def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str]) -> dict:
+def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
+             card: str | None = None) -> dict:
     """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
     mlflow, client = _client(cfg)
     try:
         exp = client.get_experiment_by_name(cfg.experiment)
         exp_id = exp.experiment_id if exp else client.create_experiment(
             cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
-        run = _log_run(client, exp_id, package, params, metrics, tags)
+        run = _log_run(client, exp_id, package, params, metrics, tags, card)
         if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
             client.create_registered_model(cfg.model_name)
         mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
@@ -165,6 +169,9 @@ def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, p
 
     if not verdict["passed"]:
         raise GraftError("refusing to register a model that failed the gate")
+    from graft.report import model_card
+
     meta = read_json(Path(package) / "graft_model.json")
     tags = lineage.tags(cfg, split_dir, meta, verdict)
-    return register(package, cfg.registry, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)
+    card = model_card(meta, tags, evaluation, parity, verdict)
+    return register(package, cfg.registry, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags, card)

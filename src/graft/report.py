@@ -119,3 +119,54 @@ warnings.</p><table><tr><th>table</th><th>check</th><th>observed</th><th>thresho
 <th>detail</th><th>risk it guards</th></tr>{''.join(rows)}</table>
 <h2>Great Expectations Data Docs</h2>{frames or '<p>(no Data Docs pages in this run)</p>'}</body></html>
 """
+
+
+def _backbone(b: dict) -> str:
+    layers = f", first {b['num_layers']} layers" if b.get("num_layers") else ""
+    return f"{b.get('name', '?')} ({b.get('source', '?')}{layers})"
+
+
+def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: dict) -> str:
+    """The Markdown model card registered with each version.
+
+    Data, backbone, metrics with intervals, the gate verdict, intended use and limits.
+    """
+    from graft.gate import markdown
+
+    labels = meta.get("labels", [])
+    lines = [f"# Model card: {meta.get('backbone', {}).get('name', '?')} fine-tuned for {', '.join(labels)}", "",
+             "## Data",
+             f"- data md5 {tags.get('graft.data_md5', '?')}, {meta.get('train_rows', '?')} training rows, "
+             f"evaluated on {evaluation.get('finetune', {}).get('rows', '?')} held-out test rows",
+             f"- code {tags.get('graft.git_commit', '?')}, params hash {tags.get('graft.params_hash', '?')}", "",
+             "## Backbone and training",
+             f"- {_backbone(meta.get('backbone', {}))}, `{meta.get('mode', 'finetune')}` mode, init "
+             f"{meta.get('init_from', '?')}, best epoch {meta.get('best_epoch', '?')}, max_length "
+             f"{meta.get('max_length', '?')}", "",
+             "## Test metrics", "", "| model | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
+    champion = (evaluation.get("champion") or {}).get("scores")
+    for name, m in (("fine-tuned", evaluation.get("finetune")), ("scratch", evaluation.get("scratch")),
+                    ("TF-IDF + LR", evaluation.get("classical")), ("previous champion", champion)):
+        if m:
+            lines.append(f"| {name} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m.get('ece', float('nan')):.4f} |")
+    lines += ["", "| comparison (macro-F1) | difference | 95% CI | McNemar p |", "|---|---|---|---|"]
+    for name, c in evaluation.get("comparisons", {}).items():
+        f1 = c["macro_f1"]
+        lines.append(f"| {name} | {f1['diff']:+.4f} | [{f1['ci_low']:+.4f}, {f1['ci_high']:+.4f}] | "
+                     f"{c['mcnemar']['p_value']:.3g} |")
+    if parity.get("fp32"):
+        lines += ["", f"ONNX: fp32 accuracy {parity['fp32']['accuracy']:.4f} (agreement with PyTorch "
+                  f"{parity['fp32']['agreement']:.4f}), int8 {parity['int8']['accuracy']:.4f}; "
+                  f"{parity['size_mb']['fp32']} MB / {parity['size_mb']['int8']} MB"]
+    lines += ["", "## Gate verdict", "", markdown(verdict) if verdict.get("checks") else
+              ("PASSED" if verdict.get("passed") else "FAILED"),
+              "## Intended use",
+              f"Classifying short texts like its training data into {labels}, served from the ONNX package "
+              "(`graft predict`).", "",
+              "## Limits",
+              "- Scores hold for data like the training version above; `graft validate` measures drift before a "
+              "retrain, not while serving.",
+              f"- Texts are truncated to {meta.get('max_length', '?')} tokens; labels outside the set above are "
+              "never predicted.",
+              "- Confidence intervals cover test-set sampling only, not a shift in the data.", ""]
+    return "\n".join(lines)

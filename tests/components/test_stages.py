@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -280,6 +281,10 @@ def test_promotion_registers_the_champion_with_lineage(stage_run, shrunk):
     assert run.info.status == "FINISHED"
     assert {"model.onnx", "labels.json"} <= {f.path.split("/")[-1] for f in client.list_artifacts(mv.run_id, "model")}
     assert "evaluate.finetune.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "1"
+    card = client.download_artifacts(mv.run_id, "model_card.md", str(stage_run["splits"].parent))
+    text = Path(card).read_text()
+    assert text.startswith("# Model card: ") and "## Gate verdict" in text and "## Limits" in text
+    assert "| finetune_vs_scratch |" in text and "22cdee4bab2a5204473f4b4a6199d7ea" in text
 
 
 def test_the_champion_is_re_scored_on_the_current_test_split(stage_run, shrunk, tmp_path):

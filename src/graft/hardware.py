@@ -10,10 +10,12 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from graft.config import TrainConfig
+
+if TYPE_CHECKING:  # torch is imported where tensors are touched: graft.predict uses this module without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class Hardware:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on the device, or nothing."""
+        import torch
+
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
 
@@ -45,6 +49,8 @@ def available_cores() -> int:
 
 def resolve(cfg: TrainConfig) -> Hardware:
     """Resolve `device`, `precision` and `threads`, and apply the thread count to torch."""
+    import torch
+
     cuda = torch.cuda.is_available()
     if cfg.device == "cuda" and not cuda:
         from graft.errors import GraftError

@@ -8,7 +8,6 @@ per line, and writes one JSON line per text: the label and every class's probabi
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -27,11 +26,12 @@ def session(path: str | Path, threads: int | None = None):
     """
     import onnxruntime as ort
 
+    from graft.hardware import available_cores
+
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.intra_op_num_threads = threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                            else os.cpu_count() or 1)
+    opts.intra_op_num_threads = threads or available_cores()
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

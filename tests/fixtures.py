@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.shrink import shrunk_params, write_params
+from tests.shrink import shrunk_image_params, shrunk_params, write_params
 
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -75,3 +75,24 @@ def stage_run(tmp_path_factory, shrunk):
     p["registered"] = registry.promote(p["onnx"], p["splits"], cfg, read_json(p["evaluate"]),
                                        read_json(p["export"]), verdict)
     return p
+
+
+@pytest.fixture(scope="session")
+def image_raw(tmp_path_factory) -> Path:
+    """The first 200 images of each Fashion-MNIST file as an image table (Parquet of PNG bytes)."""
+    from graft.vision import fashion_mnist_table
+
+    path = tmp_path_factory.mktemp("image-raw") / "fashion-mnist-small.parquet"
+    fashion_mnist_table(rows=200).to_parquet(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def image_shrunk(tmp_path_factory, image_raw):
+    """(params dict, Config) of the shrunk image pipeline, with its own registry folder."""
+    from graft import config
+
+    folder = tmp_path_factory.mktemp("image-shrunk")
+    params = shrunk_image_params(folder)
+    params["data"]["raw"] = str(image_raw)
+    return params, config.load(write_params(folder, params))

@@ -34,3 +34,18 @@ def write_params(folder: Path, params: dict) -> Path:
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
+
+
+def shrunk_image_params(tmp: Path) -> dict:
+    """image/params.yaml shrunk the same way: few rows, 32-pixel inputs, EfficientNet-Lite0 and -Lite1, one epoch."""
+    p = yaml.safe_load((ROOT / "image" / "params.yaml").read_text())
+    p["prepare"] = {"test_size": 50, "validation_size": 30, "train_size": 100}
+    p["select"].update(sample_size=60, cv_folds=3, max_latency_ms_batch1=None, max_latency_ms_batch32=None,
+                       candidates=p["select"]["candidates"][:2])
+    p["curve"] = {"sizes": [20, 60]}
+    p["train"].update(image_size=32, epochs=1, batch_size=16)
+    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, min_onnx_agreement=0.9,
+                     max_onnx_accuracy_delta_pt=5.0, max_int8_accuracy_drop_pt=100.0)
+    p["validate"].update(profile_dir=str(tmp / "profiles"), min_rows_per_class=5)  # ~10 images per class here
+    p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
+    return p

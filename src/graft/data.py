@@ -42,8 +42,15 @@ def packaged_file(dist: str, rel: str) -> Path:
 
 
 def materialize(dest: str | Path) -> Path:
-    """Copy the default corpus to `dest` unless a file is already there (data.dvc then checks its md5)."""
+    """Write a default data set to `dest` unless a file is already there (data.dvc then checks its md5).
+
+    Which one is chosen by the file name: the election-tweets corpus, or Fashion-MNIST (`fashion-mnist.parquet`).
+    """
+    from graft import vision
+
     dest = Path(dest)
+    if dest.name == vision.FASHION_NAME:
+        return vision.materialize(dest)
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.tmp")
@@ -153,10 +160,15 @@ def _read_raw(path: Path) -> pd.DataFrame:
 def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
     """Read a raw or user table and rename its configured columns to `text`, `label`, `time`.
 
+    Image data (data.modality: image) comes from graft.vision as (image, label, path) instead.
     A file that already uses `text`/`label` is read as is. Missing columns are left missing: validation reports
     them, so that a broken file fails in one place with one message.
     """
     path = Path(path)
+    if cfg.modality == "image":
+        from graft import vision
+
+        return vision.read_table(path, cfg.image_column, cfg.label_column, cfg.split_column)
     if not path.is_file():
         raise GraftError(f"{path}: data file not found")
     try:
@@ -188,6 +200,18 @@ def by_split(df: pd.DataFrame, where: str | Path) -> dict[str, pd.DataFrame]:
         raise GraftError(f"{where}: split: no row is assigned to train")
     # the original index is kept, so failure lines name the rows of the file
     return {s: df[values == s].drop(columns="split") for s in SPLITS if (values == s).any()}
+
+
+def examples(df: pd.DataFrame) -> list:
+    """The inputs of a table, in row order: its texts, or its encoded images (bytes)."""
+    return df["image"].tolist() if "image" in df.columns else df["text"].astype(str).tolist()
+
+
+def example_keys(items: list) -> list[str]:
+    """A string per example that identifies its content: the text itself, or an image's content hash."""
+    from graft.vision import digest
+
+    return [digest(x) if isinstance(x, (bytes, bytearray)) else x for x in items]
 
 
 def write_splits(out_dir: Path, splits: dict[str, pd.DataFrame]) -> None:

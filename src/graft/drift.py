@@ -1,4 +1,4 @@
-"""Drift of a data version against the previous validated one: label mix, text length, vocabulary.
+"""Drift of a data version against the previous validated one: label mix, text length (image brightness), vocabulary.
 
 Every validated version leaves a profile (label counts, a text-length histogram, word counts) in a profile store
 (`validate.profile_dir`); the next version is compared with the newest stored profile of a *different* version.
@@ -19,6 +19,7 @@ from graft.artifacts import read_json, write_json
 from graft.config import DriftBound, DriftConfig
 
 LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]  # characters; the last bin is open-ended
+BRIGHTNESS_EDGES = [0, 32, 64, 96, 128, 160, 192, 224]  # mean pixel value of an image
 VOCAB_SIZE = 50_000
 _NOISE = re.compile(r"https?://\S+|@\w+")  # links and handles are unique per text: they are not vocabulary
 _WORD = re.compile(r"[^\W\d_]+")
@@ -29,17 +30,37 @@ def words(text: str) -> list[str]:
     return _WORD.findall(_NOISE.sub(" ", text.lower()))
 
 
+def _histogram(values, edges: list[float]) -> list[int]:
+    hist = [0] * len(edges)
+    for n in values:
+        hist[max(i for i, edge in enumerate(edges) if n >= edge)] += 1
+    return hist
+
+
 def profile(tables: dict[str, pd.DataFrame]) -> dict:
-    """The profile of one data version (all its tables together)."""
-    df = pd.concat([t[["text", "label"]] for t in tables.values()], ignore_index=True)
-    texts, labels = df["text"].astype(str), df["label"].astype(str)
-    digest = hashlib.md5("\x1f".join(sorted(texts + "\x1e" + labels)).encode()).hexdigest()
-    hist = [0] * len(LENGTH_EDGES)
-    for n in texts.str.len():
-        hist[max(i for i, edge in enumerate(LENGTH_EDGES) if n >= edge)] += 1
-    vocab = Counter(w for t in texts for w in words(t))
+    """The profile of one data version (all its tables together).
+
+    For images the shape measure is the mean brightness (histogram in 8 bins) and there is no vocabulary.
+    """
+    image = all("image" in t.columns for t in tables.values())
+    column = "image" if image else "text"
+    df = pd.concat([t[[column, "label"]] for t in tables.values()], ignore_index=True)
+    if image:
+        from graft.vision import digest as image_digest
+        from graft.vision import inspect
+
+        keys = df["image"].map(image_digest)
+        hist = _histogram([inspect(b).get("brightness", 0.0) for b in df["image"]], BRIGHTNESS_EDGES)
+        vocab: Counter = Counter()
+    else:
+        keys = df["text"].astype(str)
+        hist = _histogram(keys.str.len(), LENGTH_EDGES)
+        vocab = Counter(w for t in keys for w in words(t))
+    labels = df["label"].astype(str)
+    digest = hashlib.md5("\x1f".join(sorted(keys + "\x1e" + labels)).encode()).hexdigest()
     return {"id": digest, "created": time.time(), "rows": len(df), "labels": labels.value_counts().to_dict(),
-            "length_hist": hist, "vocab": dict(vocab.most_common(VOCAB_SIZE))}
+            "measure": "image brightness" if image else "text lengths", "length_hist": hist,
+            "vocab": dict(vocab.most_common(VOCAB_SIZE))}
 
 
 def _shares(counts: dict[str, int] | list[int], keys) -> list[float]:
@@ -82,11 +103,15 @@ def compare(cur: dict, ref: dict | None, cfg: DriftConfig) -> list[dict]:
     if ref is None:
         return [{"name": "drift", "value": None, "warn": None, "fail": None, "status": "ok",
                  "why": "first validated version: no reference to compare with"}]
+    if cur.get("measure", "text lengths") != ref.get("measure", "text lengths"):
+        return [{"name": "drift", "value": None, "warn": None, "fail": None, "status": "ok",
+                 "why": f"the previous version ({ref['id'][:8]}) holds another modality: no comparison"}]
     measures = [
         ("label_js", js_divergence(cur["labels"], ref["labels"]), cfg.label_js, "label mix"),
-        ("length_psi", psi(cur["length_hist"], ref["length_hist"]), cfg.length_psi, "text lengths"),
-        ("oov_rate", oov_rate(cur["vocab"], ref["vocab"]), cfg.oov_rate, "unseen words"),
+        ("length_psi", psi(cur["length_hist"], ref["length_hist"]), cfg.length_psi, cur.get("measure", "text lengths")),
     ]
+    if cur["vocab"]:
+        measures.append(("oov_rate", oov_rate(cur["vocab"], ref["vocab"]), cfg.oov_rate, "unseen words"))
     out = []
     for name, value, bound, what in measures:
         status = _status(value, bound)

@@ -1,4 +1,4 @@
-"""The `evaluate` stage: the fine-tuned model, the scratch baseline and a classical baseline on the same test split."""
+"""The `evaluate` stage: fine-tuned, scratch, classical (graft.classical) and champion models on one test split."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from graft import model as gm
 from graft.config import Config
+from graft.data import examples
 from graft.errors import GraftError
 
 
@@ -51,29 +52,10 @@ def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[di
         raise GraftError(f"{folder}: trained for labels {meta['labels']}, but data.labels is {cfg.data.labels}")
     from graft.stats import softmax
 
-    logits = gm.predict_logits(model, tokenizer, test["text"].astype(str).tolist(), meta["max_length"],
+    logits = gm.predict_logits(model, tokenizer, examples(test), meta["max_length"],
                                cfg.evaluate.batch_size)
     pred = logits.argmax(1)
     return scores(label_ids(test["label"], meta["labels"]), pred, meta["labels"], softmax(logits)), pred
-
-
-def classical(train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int) -> tuple[dict, np.ndarray]:
-    """The classical baseline: TF-IDF of word 1-2-grams and logistic regression, trained on the same train split.
-
-    It needs no backbone and trains in about a second: if transfer cannot beat it, the backbone is not earning its
-    cost on this data.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-                         LogisticRegression(C=10.0, max_iter=2000, random_state=seed))
-    pipe.fit(train["text"].astype(str), label_ids(train["label"], classes))
-    probs = np.zeros((len(test), len(classes)))
-    probs[:, pipe.classes_] = pipe.predict_proba(test["text"].astype(str))
-    pred = probs.argmax(1)
-    return scores(label_ids(test["label"], classes), pred, classes, probs), pred
 
 
 def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str | Path, cfg: Config,
@@ -87,7 +69,9 @@ def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str
 
     ft, ft_pred = score_model(finetune, test, cfg)
     sc, sc_pred = score_model(scratch, test, cfg)
-    cl, cl_pred = classical(splits["train"], test, classes, cfg.seed)
+    from graft.classical import baseline
+
+    cl, cl_pred = baseline(splits["train"], test, classes, cfg.seed)
     y, n = label_ids(test["label"], classes), cfg.evaluate.bootstrap_resamples
     comparisons = {f"finetune_vs_{name}": compare(y, ft_pred, pred, len(classes), n, cfg.seed)
                    for name, pred in (("scratch", sc_pred), ("classical", cl_pred))}
@@ -122,7 +106,7 @@ def champion_check(test: pd.DataFrame, y: np.ndarray, ft_pred: np.ndarray, cfg: 
         if pkg.labels != classes:
             return {"version": found["version"], "first_run": False, "comparable": False,
                     "note": f"champion v{found['version']} predicts {pkg.labels}, not data.labels {classes}"}
-        logits = package_logits(pkg, test["text"].astype(str).tolist(), cfg.evaluate.batch_size)
+        logits = package_logits(pkg, examples(test), cfg.evaluate.batch_size)
         trained_on = pkg.meta.get("data_md5")
     pred = logits.argmax(1)
     note = f"champion v{found['version']} re-scored on the current test split"

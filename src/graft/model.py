@@ -1,6 +1,9 @@
 """Backbones and the classifier built on them: resolve a source, load (pretrained or scratch), save, reload.
 
-Weights load only from safetensors (never pickles) and `trust_remote_code` is never enabled.
+Text: a transformer encoder (MiniLM), mean pooling, a linear head. Images: EfficientNet-Lite's convolutional
+trunk, global average pooling, a linear head (the seed's frozen-ImageNet-backbone recipe). Saved models are
+safetensors; text weights load only from safetensors, image weights from the packaged .pth with
+`weights_only=True` (tensors, never pickled code), and `trust_remote_code` is never enabled.
 """
 
 from __future__ import annotations
@@ -87,6 +90,92 @@ class MultiTaskClassifier(Classifier):
         return {t: head(shared) for t, head in self.heads.items()}
 
 
+class ImageClassifier(nn.Module):
+    """EfficientNet-Lite's trunk, global average pooling and a new linear head: pixels (N, 3, S, S) -> logits."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float, image_size: int):
+        super().__init__()
+        self.encoder, self.image_size = encoder, image_size
+        self.encoder._fc = nn.Identity()  # ImageNet's 1000-way layer is replaced by `head`
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder._conv_head.out_channels, num_labels)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Return class logits."""
+        return self.from_features(self.features(pixels))
+
+    def from_features(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled image vectors (feature extraction trains on precomputed ones)."""
+        return self.head(self.dropout(pooled))
+
+    def features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Globally average-pooled feature map of the last convolution."""
+        return self.encoder.extract_features(pixels).mean((2, 3))
+
+
+class ImageProcessor:
+    """The image counterpart of a tokenizer: encoded image bytes -> the backbone's input tensor."""
+
+    def __init__(self, image_size: int):
+        self.image_size = image_size
+
+    def __call__(self, blobs: list[bytes]) -> torch.Tensor:
+        """Pixels for a batch of encoded images (graft.vision.pixels: the same code serving uses)."""
+        from graft.vision import pixels
+
+        return torch.from_numpy(pixels(blobs, self.image_size))
+
+
+def image_weights(candidate: Candidate) -> tuple[str, str]:
+    """(architecture, weights file) of an image candidate: a `pkg:` weights package or a local .pth file."""
+    source = candidate.source
+    if source.startswith("pkg:"):
+        module = source.removeprefix("pkg:")
+        try:
+            pkg = importlib.import_module(module)
+        except ImportError:
+            raise GraftError(f"backbone source {source!r}: package {module} is not installed") from None
+        files = [v for v in vars(pkg).values() if hasattr(v, "get_model_file_path")]
+        if not files:
+            raise GraftError(f"backbone source {source!r}: {module} exposes no get_model_file_path()")
+        path, arch = str(files[0].get_model_file_path()), module.split("_pytorch")[0].replace("_", "-")
+    else:
+        path, arch = str(Path(source).expanduser()), None
+        if not Path(path).is_file():
+            raise GraftError(f"backbone source {source!r}: an image backbone is a weights file or pkg:<module>")
+    arch = candidate.arch or arch
+    if not arch:
+        raise GraftError(f"backbone {candidate.name}: give `arch` (e.g. efficientnet-lite0) for {source!r}")
+    return arch, path
+
+
+def efficientnet(arch: str, num_labels: int, image_size: int):
+    """An EfficientNet-Lite of `arch` with random weights, for `image_size` inputs.
+
+    Batch-norm momentum 0.9 (PyTorch's 0.1): the package's TF-style 0.99 leaves a freshly trained model's running
+    statistics near their initial values, and a from-scratch model scored ~10% in eval mode with it.
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    try:
+        return EfficientNet.from_name(arch, num_classes=num_labels, image_size=image_size, batch_norm_momentum=0.9)
+    except (ValueError, AssertionError) as exc:
+        raise GraftError(f"image backbone {arch!r}: {str(exc).splitlines()[0]}") from None
+
+
+def build_image(candidate: Candidate, num_labels: int, init_from: InitFrom, dropout: float, image_size: int):
+    """Processor and a fresh image classifier on the candidate's trunk (pretrained weights or random)."""
+    arch, path = image_weights(candidate)
+    encoder = efficientnet(arch, 1000, image_size)
+    if init_from == "pretrained":
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = encoder.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise GraftError(f"backbone {candidate.name}: {path} does not fit {arch} "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return ImageProcessor(image_size), ImageClassifier(encoder, num_labels, dropout, image_size)
+
+
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
@@ -123,9 +212,10 @@ def load_encoder(candidate: Candidate, init_from: InitFrom = "pretrained"):
 def layer_list(encoder: nn.Module) -> nn.ModuleList | None:
     """The encoder's stack of transformer blocks, or None when the architecture keeps them elsewhere.
 
-    BERT/RoBERTa/MiniLM: `encoder.layer`; DistilBERT: `transformer.layer`; many others: `layers`.
+    BERT/RoBERTa/MiniLM: `encoder.layer`; DistilBERT: `transformer.layer`; many others: `layers`; EfficientNet's
+    MBConv blocks: `_blocks`.
     """
-    for path in ("encoder.layer", "transformer.layer", "layers"):
+    for path in ("encoder.layer", "transformer.layer", "layers", "_blocks"):
         node = encoder
         for part in path.split("."):
             node = getattr(node, part, None)
@@ -140,11 +230,15 @@ def _full_depth(path: str) -> int:
     return int(AutoConfig.from_pretrained(path).num_hidden_layers)
 
 
-def build(candidate: Candidate, labels: list[str] | dict[str, list[str]], init_from: InitFrom, dropout: float):
-    """Tokenizer and a fresh classifier on top of the candidate backbone.
+def build(candidate: Candidate, labels: list[str] | dict[str, list[str]], init_from: InitFrom, dropout: float,
+          image_size: int = 128):
+    """Tokenizer (or image processor) and a fresh classifier on top of the candidate backbone.
 
-    One head for a label list; one head per task for a {task: labels} mapping of two or more tasks.
+    One head for a label list; one head per task for a {task: labels} mapping of two or more tasks (text).
     """
+    if candidate.modality == "image":
+        classes = next(iter(labels.values())) if isinstance(labels, dict) else labels
+        return build_image(candidate, len(classes), init_from, dropout, image_size)
     tokenizer, encoder = load_encoder(candidate, init_from)
     if isinstance(labels, dict) and len(labels) > 1:
         return tokenizer, MultiTaskClassifier(encoder, {t: len(v) for t, v in labels.items()}, dropout)
@@ -157,6 +251,9 @@ def save(model: Classifier, tokenizer, out: Path, meta: dict) -> None:
     from safetensors.torch import save_model
 
     save_model(model, str(out / WEIGHTS))
+    if isinstance(model, ImageClassifier):
+        write_json(out / MODEL_META, {**meta, "modality": "image", "image_size": model.image_size})
+        return
     model.encoder.config.save_pretrained(out)
     tokenizer.save_pretrained(out)
     write_json(out / MODEL_META, meta)
@@ -172,6 +269,12 @@ def load(folder: str | Path) -> tuple:
     if not (folder / MODEL_META).is_file():
         raise GraftError(f"{folder}: not a graft model folder (no {MODEL_META})")
     meta = read_json(folder / MODEL_META)
+    if meta.get("modality") == "image":
+        arch = image_weights(Candidate.model_validate(meta["backbone"]))[0]
+        model = ImageClassifier(efficientnet(arch, 1000, meta["image_size"]), len(meta["labels"]),
+                                meta.get("dropout", 0.1), meta["image_size"])
+        load_model(model, str(folder / WEIGHTS))
+        return ImageProcessor(meta["image_size"]), model.eval(), meta
     encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder), add_pooling_layer=False)
     model = MultiTaskClassifier(encoder, {t: len(v) for t, v in meta["tasks"].items()}, meta.get("dropout", 0.1)) \
         if "tasks" in meta else Classifier(encoder, len(meta["labels"]), meta.get("dropout", 0.1))
@@ -186,11 +289,14 @@ def batches(texts: list[str], size: int):
 
 
 @torch.inference_mode()
-def predict_logits(model: Classifier, tokenizer, texts: list[str], max_length: int, batch_size: int) -> np.ndarray:
-    """fp32 logits for `texts` (eval mode), batch by batch."""
+def predict_logits(model: Classifier, tokenizer, texts: list, max_length: int, batch_size: int) -> np.ndarray:
+    """fp32 logits for `texts` (or encoded images, with an ImageProcessor as `tokenizer`), batch by batch."""
     model.eval()
     out = []
     for chunk in batches(texts, batch_size):
+        if isinstance(tokenizer, ImageProcessor):
+            out.append(model(tokenizer(chunk)).float().numpy())
+            continue
         enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         out.append(model(enc["input_ids"], enc["attention_mask"]).float().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)

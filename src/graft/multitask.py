@@ -66,7 +66,7 @@ def test_scores(folder: Path, test: pd.DataFrame, tasks: dict[str, list[str]], c
 
 def run(cfg: Config, out: str | Path) -> dict:
     """Train multi-task and single-task models with one recipe, score every task three ways, write the JSON."""
-    from graft.evaluate import classical
+    from graft.classical import tfidf as classical
     from graft.train import fit
 
     m = cfg.multitask

@@ -37,33 +37,46 @@ def session(path: str | Path, threads: int | None = None):
 
 
 class Package:
-    """A loaded model package: tokenizer, labels, metadata and an ONNX Runtime session."""
+    """A loaded model package: tokenizer (text), labels, metadata and an ONNX Runtime session.
+
+    Image packages take encoded image bytes; their pixels are prepared by graft.vision, as in training.
+    """
 
     def __init__(self, folder: str | Path, precision: str = "fp32"):
-        from tokenizers import Tokenizer
-
         folder = Path(folder)
-        needed = [MODEL_FILES[precision], "tokenizer.json", "labels.json", "graft_model.json"]
-        missing = [n for n in needed if not (folder / n).is_file()]
+        needed = [MODEL_FILES[precision], "labels.json", "graft_model.json"]
+        meta_file = folder / "graft_model.json"
+        self.image = meta_file.is_file() and json.loads(meta_file.read_text()).get("modality") == "image"
+        missing = [n for n in needed + ([] if self.image else ["tokenizer.json"]) if not (folder / n).is_file()]
         if missing:
             raise GraftError(f"{folder}: not a graft {precision} model package (missing {', '.join(missing)})")
         self.labels = json.loads((folder / "labels.json").read_text())
-        self.meta = json.loads((folder / "graft_model.json").read_text())
+        self.meta = json.loads(meta_file.read_text())
+        self.session = session(folder / MODEL_FILES[precision])
+        if not self.image:
+            self._text_tokenizer(folder)
+
+    def _text_tokenizer(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(max_length=int(self.meta["max_length"]))
         pad = self.tokenizer.token_to_id(self.meta.get("pad_token", "[PAD]")) or 0
         self.tokenizer.enable_padding(pad_id=pad, pad_token=self.meta.get("pad_token", "[PAD]"))
-        self.session = session(folder / MODEL_FILES[precision])
 
-    def logits(self, texts: list[str]) -> np.ndarray:
-        """Raw logits for a batch of texts."""
+    def logits(self, texts: list) -> np.ndarray:
+        """Raw logits for a batch of texts (or of encoded images, for an image package)."""
+        if self.image:
+            from graft.vision import pixels
+
+            return self.session.run(["logits"], {"pixel_values": pixels(texts, int(self.meta["image_size"]))})[0]
         enc = self.tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
         return self.session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
 
-    def predict(self, texts: list[str]) -> list[dict]:
-        """Label and class probabilities for each text."""
+    def predict(self, texts: list) -> list[dict]:
+        """Label and class probabilities for each text (or encoded image)."""
         z = self.logits(texts)
         p = np.exp(z - z.max(1, keepdims=True))
         p /= p.sum(1, keepdims=True)

@@ -14,12 +14,17 @@ from graft.errors import GraftError
 
 
 def clean(df: pd.DataFrame) -> pd.DataFrame:
-    """Strip surrounding whitespace, normalise time to ISO-8601 and drop duplicate texts (up to case/punctuation).
+    """Strip whitespace, normalise time to ISO-8601, drop repeated texts (up to case/punctuation) and images.
 
     Duplicates are dropped here because a text that lands in both train and test inflates every score; what cannot
     be repaired mechanically (missing columns, empty texts, unknown labels) is left for `validate` to report.
     """
     df = df.copy()
+    if "image" in df.columns:  # exact copies of a file, by content hash
+        from graft.vision import digest
+
+        key = df["image"].map(lambda b: digest(b) if isinstance(b, (bytes, bytearray)) else None)
+        df = df[~key.duplicated(keep="first") | key.isna()]
     if "text" in df.columns:
         df["text"] = df["text"].astype("string").str.strip()
         key = df["text"].map(lambda t: data.normalize(t) if isinstance(t, str) else t)

@@ -57,7 +57,7 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
     if ev:
         out.append(f"{'':15}  {'accuracy':>9} {'macro-F1':>9}")
         for name, what in (("finetune", "fine-tuned"), ("scratch", "same arch, random init"),
-                           ("classical", "TF-IDF + logistic regression")):
+                           ("classical", ev.get("classical", {}).get("method", "TF-IDF + logistic regression"))):
             if name in ev:
                 out.append(f"{name:15}: {ev[name]['accuracy']:9.4f} {ev[name]['macro_f1']:9.4f}   ({what})")
         out.append(f"transfer gain  : {ev['finetune']['macro_f1'] - ev['scratch']['macro_f1']:+.4f} macro-F1 "
@@ -133,7 +133,7 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
     """
     from graft.gate import markdown
 
-    labels = meta.get("labels", [])
+    labels, image = meta.get("labels", []), meta.get("modality") == "image"
     lines = [f"# Model card: {meta.get('backbone', {}).get('name', '?')} fine-tuned for {', '.join(labels)}", "",
              "## Data",
              f"- data md5 {tags.get('graft.data_md5', '?')}, {meta.get('train_rows', '?')} training rows, "
@@ -141,12 +141,14 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
              f"- code {tags.get('graft.git_commit', '?')}, params hash {tags.get('graft.params_hash', '?')}", "",
              "## Backbone and training",
              f"- {_backbone(meta.get('backbone', {}))}, `{meta.get('mode', 'finetune')}` mode, init "
-             f"{meta.get('init_from', '?')}, best epoch {meta.get('best_epoch', '?')}, max_length "
-             f"{meta.get('max_length', '?')}", "",
+             f"{meta.get('init_from', '?')}, best epoch {meta.get('best_epoch', '?')}, " +
+             (f"{meta.get('image_size', '?')} px inputs" if image else f"max_length {meta.get('max_length', '?')}"),
+             "",
              "## Test metrics", "", "| model | accuracy | macro-F1 | ECE |", "|---|---|---|---|"]
     champion = (evaluation.get("champion") or {}).get("scores")
     for name, m in (("fine-tuned", evaluation.get("finetune")), ("scratch", evaluation.get("scratch")),
-                    ("TF-IDF + LR", evaluation.get("classical")), ("previous champion", champion)):
+                    ((evaluation.get("classical") or {}).get("method", "TF-IDF + LR"), evaluation.get("classical")),
+                    ("previous champion", champion)):
         if m:
             lines.append(f"| {name} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {m.get('ece', float('nan')):.4f} |")
     lines += ["", "| comparison (macro-F1) | difference | 95% CI | McNemar p |", "|---|---|---|---|"]
@@ -161,12 +163,13 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
     lines += ["", "## Gate verdict", "", markdown(verdict) if verdict.get("checks") else
               ("PASSED" if verdict.get("passed") else "FAILED"),
               "## Intended use",
-              f"Classifying short texts like its training data into {labels}, served from the ONNX package "
-              "(`graft predict`).", "",
+              f"Classifying {'images' if image else 'short texts'} like its training data into {labels}, served "
+              "from the ONNX package (`graft predict`).", "",
               "## Limits",
               "- Scores hold for data like the training version above; `graft validate` measures drift before a "
               "retrain, not while serving.",
-              f"- Texts are truncated to {meta.get('max_length', '?')} tokens; labels outside the set above are "
-              "never predicted.",
+              (f"- Images are resized to {meta.get('image_size', '?')} px squares (aspect ratio not kept)"
+               if image else f"- Texts are truncated to {meta.get('max_length', '?')} tokens") +
+              "; labels outside the set above are never predicted.",
               "- Confidence intervals cover test-set sampling only, not a shift in the data.", ""]
     return "\n".join(lines)

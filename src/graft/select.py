@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from graft import features
 from graft import model as gm
 from graft.config import Candidate, Config, SelectConfig
+from graft.data import examples
 from graft.errors import GraftError
 from graft.features import FeatureCache
 from graft.hardware import resolve
@@ -131,6 +132,44 @@ def score_source(group: list[Candidate], texts: list[str], y: np.ndarray, cfg: C
     return entries, computed
 
 
+@torch.inference_mode()
+def image_latency(model: gm.ImageClassifier, pixels: torch.Tensor, batch: int, repeats: int) -> float:
+    """Best fp32 wall time per example (ms) of the pooled features at `batch`, after a warm-up (as for text)."""
+    chunk = pixels[:batch].repeat(-(-batch // len(pixels)), 1, 1, 1)[:batch]
+    model.features(chunk[:1])
+    best, spent = float("inf"), 0.0
+    for _ in range(repeats):
+        if spent >= MEASURE_SECONDS:
+            break
+        start = time.perf_counter()
+        model.features(chunk)
+        took = time.perf_counter() - start
+        spent += took
+        best = min(best, 1000 * took / batch)
+    return best
+
+
+def score_images(cands: list[Candidate], images: list[bytes], y: np.ndarray, cfg: Config) -> list[dict]:
+    """Score image backbones: LogME and the probe on pooled features of the sample, parameters, latency."""
+    from graft.train import image_features
+
+    hw, size = resolve(cfg.train), cfg.train.image_size
+    pixels = gm.ImageProcessor(size)(images)
+    entries = []
+    for cand in cands:
+        model = gm.build_image(cand, 2, "pretrained", 0.0, size)[1].eval()
+        feats = image_features(model.to(hw.device), pixels, hw).numpy()
+        model.to("cpu")  # latency is measured where the budget applies: fp32 on this machine's CPU
+        entries.append({
+            "name": cand.name, "source": cand.source, "num_layers": None,
+            "logme": round(logme(feats, y), 4),
+            "probe_accuracy": round(probe_accuracy(feats, y, cfg.select.cv_folds, cfg.seed), 4),
+            "params": int(sum(p.numel() for p in model.encoder.parameters())),
+            "latency_ms": {f"batch_{b}": round(image_latency(model, pixels, b, reps), 3) for b, reps in LATENCY_RUNS},
+        })
+    return entries
+
+
 def budget_reasons(entry: dict, cfg: SelectConfig) -> list[str]:
     """Why a scored candidate is over budget (empty when it fits)."""
     limits = [("params", entry["params"], cfg.max_params, ""),
@@ -151,7 +190,7 @@ def probe_accuracy(x: np.ndarray, y: np.ndarray, folds: int, seed: int) -> float
 def rank(train: pd.DataFrame, cfg: Config) -> dict:
     """Score every candidate and check its budgets; return the ranking (eligible first, best first) and the pick."""
     rows = sample(train, cfg.select.sample_size, cfg.seed)
-    texts, y = rows["text"].astype(str).tolist(), rows["label"].astype(str).to_numpy()
+    texts, y = examples(rows), rows["label"].astype(str).to_numpy()
     if len(set(y)) < 2:
         raise GraftError("select: the training sample has fewer than two classes")
     start = time.perf_counter()
@@ -160,7 +199,10 @@ def rank(train: pd.DataFrame, cfg: Config) -> dict:
         by_source[cand.source].append(cand)
     cache, ranking, computed = FeatureCache(cfg.select.feature_cache), [], 0
     for group in tqdm(list(by_source.values()), desc="select: scoring backbones", unit="source", disable=None):
-        entries, n = score_source(group, texts, y, cfg, cache)
+        if cfg.data.modality == "image":
+            entries, n = score_images(group, texts, y, cfg), len(texts)
+        else:
+            entries, n = score_source(group, texts, y, cfg, cache)
         computed += n
         for entry in entries:
             reasons = budget_reasons(entry, cfg.select)

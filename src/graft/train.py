@@ -25,6 +25,7 @@ from graft import checkpoint, optim
 from graft import model as gm
 from graft.artifacts import atomic_dir
 from graft.config import Candidate, Config
+from graft.data import example_keys, examples
 from graft.evaluate import label_ids, scores
 from graft.hardware import Hardware, resolve
 
@@ -50,20 +51,25 @@ def bucketed(lengths: list[int], batch_size: int, gen: torch.Generator, megabatc
 
 
 class Inputs:
-    """A split ready for the loop: token ids (padded per batch) or, with a frozen backbone, cached features."""
+    """A split ready for the loop: token ids (padded per batch), image pixels or, with a frozen backbone, features."""
 
-    def __init__(self, ids: list[list[int]] | None, feats: torch.Tensor | None, pad_id: int, hw: Hardware):
-        self.ids, self.feats, self.pad_id, self.hw = ids, feats, pad_id, hw
+    def __init__(self, ids: list[list[int]] | None, feats: torch.Tensor | None, pad_id: int, hw: Hardware,
+                 pixels: torch.Tensor | None = None):
+        self.ids, self.feats, self.pad_id, self.hw, self.pixels = ids, feats, pad_id, hw, pixels
 
     def lengths(self) -> list[int]:
-        """Tokens per example (all equal for features)."""
-        return [len(x) for x in self.ids] if self.ids is not None else [1] * len(self.feats)
+        """Tokens per example (all equal for features and images)."""
+        if self.ids is not None:
+            return [len(x) for x in self.ids]
+        return [1] * len(self.feats if self.feats is not None else self.pixels)
 
     def logits(self, model: gm.Classifier, idx: list[int], tasks: Tasks) -> dict[str, torch.Tensor]:
         """The model's fp32 logits per task for examples `idx` (computed under autocast)."""
         with self.hw.autocast():
             if self.feats is not None:
                 out = model.from_features(self.feats[idx].to(self.hw.device))
+            elif self.pixels is not None:
+                out = model(self.pixels[idx].to(self.hw.device))
             else:
                 out = model(*self.padded(idx))
         out = out if isinstance(out, dict) else {next(iter(tasks)): out}
@@ -80,10 +86,26 @@ class Inputs:
         return ids.to(self.hw.device), mask.to(self.hw.device)
 
 
-def inputs(texts: list[str], tokenizer, model: gm.Classifier, candidate: Candidate, cfg: Config,
+@torch.inference_mode()
+def image_features(model: gm.ImageClassifier, pixels: torch.Tensor, hw: Hardware, batch: int = 64) -> torch.Tensor:
+    """Pooled features of a frozen image trunk (eval mode: batch norm uses its running statistics)."""
+    model.encoder.eval()
+    parts = []
+    for i in range(0, len(pixels), batch):
+        with hw.autocast():
+            parts.append(model.features(pixels[i:i + batch].to(hw.device)).float().cpu())
+    return torch.cat(parts) if parts else torch.zeros((0, model.head.in_features))
+
+
+def inputs(texts: list, tokenizer, model: gm.Classifier, candidate: Candidate, cfg: Config,
            init_from: gm.InitFrom, hw: Hardware) -> tuple[Inputs, int]:
-    """Token ids, or for feature extraction the pooled features (from the cache where selection left them)."""
+    """Token ids or pixels; for feature extraction the pooled features (text: from selection's cache)."""
     t = cfg.train
+    if isinstance(tokenizer, gm.ImageProcessor):
+        pixels = tokenizer(texts)
+        if t.mode == "feature_extraction":
+            return Inputs(None, image_features(model, pixels, hw), 0, hw), len(texts)
+        return Inputs(None, None, 0, hw, pixels), 0
     if t.mode != "feature_extraction":
         ids = tokenizer(texts, truncation=True, max_length=t.max_length)["input_ids"]
         return Inputs(ids, None, tokenizer.pad_token_id, hw), 0
@@ -237,20 +259,19 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     weights = {k: (weights or {}).get(k, 1.0) for k in tasks}
     hw = resolve(t)
     gen = seed_everything(cfg.seed)
-    tokenizer, model = gm.build(candidate, tasks, init_from, t.dropout)
+    tokenizer, model = gm.build(candidate, tasks, init_from, t.dropout, t.image_size)
     optim.freeze(model, t)
     model.to(hw.device)
-    texts = train["text"].astype(str).tolist()
+    texts = examples(train)
     ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
     val_ys = {k: label_ids(validation[k], v) for k, v in tasks.items()}
     data, computed = inputs(texts, tokenizer, model, candidate, cfg, init_from, hw)
-    val_data, val_computed = inputs(validation["text"].astype(str).tolist(), tokenizer, model, candidate, cfg,
-                                    init_from, hw)
+    val_data, val_computed = inputs(examples(validation), tokenizer, model, candidate, cfg, init_from, hw)
     steps_per_epoch = math.ceil(math.ceil(len(texts) / t.batch_size) / t.grad_accum_steps)
     loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw)
     fp = checkpoint.fingerprint(t.model_dump(exclude={"threads"}), cfg.seed, candidate.model_dump(), init_from,
-                                tasks, weights, texts, {k: v.tolist() for k, v in ys.items()},
-                                validation["text"].astype(str).tolist(), {k: v.tolist() for k, v in val_ys.items()})
+                                tasks, weights, example_keys(texts), {k: v.tolist() for k, v in ys.items()},
+                                example_keys(examples(validation)), {k: v.tolist() for k, v in val_ys.items()})
     state = checkpoint.load(ckpt, fp)
     resumed = None
     if state:
@@ -275,6 +296,7 @@ def _finish(loop: Loop, model: gm.Classifier, tokenizer, out: Path, ckpt: Path, 
     t = cfg.train
     model.load_state_dict(loop.best["weights"])
     meta = {"labels": next(iter(loop.tasks.values())), "max_length": t.max_length, "dropout": t.dropout,
+            "modality": candidate.modality,
             "init_from": init_from, "mode": t.mode, "backbone": candidate.model_dump(), "train_rows": rows,
             "seed": cfg.seed, "best_epoch": loop.best["epoch"]}
     if len(loop.tasks) > 1:

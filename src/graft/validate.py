@@ -33,7 +33,13 @@ RISKS = {
     "label_in_set": "an unknown label adds a class the model and the gate do not know",
     "min_rows_per_class": "too few examples of a class make its score noise",
     "imbalance_ratio": "a dominant class lets a constant predictor look good",
-    "no_train_overlap": "a text (up to case/spacing/punctuation) in both train and held-out data inflates scores",
+    "no_train_overlap": "an example (a text up to case/spacing/punctuation, an image byte for byte) in both train "
+                        "and held-out data inflates scores",
+    "image_decodable": "a corrupt or truncated file crashes training or trains on garbage",
+    "image_size": "a thumbnail or a giant scan is resized to noise or blows the memory budget",
+    "image_channels": "an unusual channel layout (e.g. two-channel) is not what the backbone was trained on",
+    "image_dtype": "16-bit or float pixels are scaled wrongly by a uint8 pipeline",
+    "image_not_blank": "a constant image (every pixel equal) is a camera or export failure, not an example",
     "drift": "a version unlike the last validated one may need a new model, not a retrained one",
     "label_js": "a shifted label mix changes the prior the model learned",
     "length_psi": "texts of another length are truncated or padded differently than in training",
@@ -98,11 +104,53 @@ def _with_derived(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _image_derived(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the columns the image checks read, from one decode of each image.
+
+    `undecodable` (the file and why, else None), `side_min`/`side_max`, `channels`, `dtype`, `pixel_range` and
+    `sha` (the content hash).
+    """
+    from graft.vision import digest, inspect
+
+    df = df.copy()
+    info = pd.DataFrame([inspect(b) for b in df["image"]], index=df.index)
+    for col in ("height", "width", "channels", "dtype", "pixel_range"):
+        if col not in info:
+            info[col] = None
+    where = df["path"] if "path" in df.columns else pd.Series([f"row {i + 1}" for i in df.index], index=df.index)
+    df["undecodable"] = [f"{w} ({e})" if isinstance(e, str) else None for w, e in zip(where, info["error"])]
+    df["side_min"], df["side_max"] = info[["height", "width"]].min(axis=1), info[["height", "width"]].max(axis=1)
+    df["channels"], df["dtype"], df["pixel_range"] = info["channels"], info["dtype"], info["pixel_range"]
+    df["sha"] = df["image"].map(lambda b: digest(b) if isinstance(b, (bytes, bytearray)) else None)
+    return df
+
+
+def _image_content(cfg: Config, against_train: bool) -> list[Any]:
+    import great_expectations as gx
+
+    ex, v = gx.expectations, cfg.validate_
+    items = [
+        ex.ExpectColumnValuesToBeNull(column="undecodable", meta={"check": "image_decodable"}),
+        ex.ExpectColumnValuesToBeBetween(column="side_min", min_value=v.min_image_side, meta={"check": "image_size"}),
+        ex.ExpectColumnValuesToBeBetween(column="side_max", max_value=v.max_image_side, meta={"check": "image_size"}),
+        ex.ExpectColumnValuesToBeInSet(column="channels", value_set=[1, 3, 4], meta={"check": "image_channels"}),
+        ex.ExpectColumnValuesToBeInSet(column="dtype", value_set=["uint8"], meta={"check": "image_dtype"}),
+        ex.ExpectColumnValuesToBeBetween(column="pixel_range", min_value=1, meta={"check": "image_not_blank"}),
+        ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="sha", min_value=1 - v.max_duplicate_fraction,
+                                                           meta={"check": "exact_duplicates"}),
+        ex.ExpectColumnValuesToNotBeNull(column="label", meta={"check": "label_not_null"}),
+        ex.ExpectColumnValuesToBeInSet(column="label", value_set=list(cfg.data.labels), meta={"check": "label_in_set"}),
+    ]
+    if against_train:
+        items.append(ex.ExpectColumnValuesToBeNull(column="leaked", meta={"check": "no_train_overlap"}))
+    return items
+
+
 def _structure(df: pd.DataFrame, cfg: Config) -> list[Any]:
     import great_expectations as gx
 
     ex, v = gx.expectations, cfg.validate_
-    return [ex.ExpectColumnToExist(column=c, meta={"check": "schema"}) for c in ("text", "label")] + [
+    return [ex.ExpectColumnToExist(column=c, meta={"check": "schema"}) for c in (cfg.data.input_column, "label")] + [
         ex.ExpectTableRowCountToBeBetween(min_value=v.min_rows, max_value=v.max_rows, meta={"check": "row_count"})]
 
 
@@ -157,6 +205,8 @@ def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table:
     shown = ", ".join(repr(v if not isinstance(v, str) or len(v) < 60 else v[:57] + "...") for v in values[:3])
     n, v = result.get("unexpected_count"), cfg.validate_
     observed = result.get("observed_value")
+    index = result.get("partial_unexpected_index_list") or []
+    files = ", ".join(str(table["path"][i]) for i in index[:3]) if "path" in table.columns else shown
     messages = {
         "schema": lambda: f"required column {column!r} missing (have: {', '.join(map(str, table.columns)) or 'none'})",
         "row_count": lambda: f"{observed} rows, expected {v.min_rows} to {v.max_rows}",
@@ -174,8 +224,16 @@ def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table:
         "min_rows_per_class": lambda: "class(es) below {} rows: {}".format(v.min_rows_per_class, ", ".join(
             f"{table['label'][i]}={table['rows'][i]}" for i in result.get("partial_unexpected_index_list") or [])),
         "imbalance_ratio": lambda: f"largest/smallest class is {observed:.1f}, above {v.max_imbalance_ratio}",
-        "no_train_overlap": lambda: f"{n} text(s) also in train (after normalizing), e.g. {shown}",
+        "no_train_overlap": lambda: f"{n} image(s) also in train (same bytes), e.g. {files}" if "image" in table
+        else f"{n} text(s) also in train (after normalizing), e.g. {shown}",
+        "image_decodable": lambda: f"{n} file(s) cannot be decoded as images: {'; '.join(map(str, values[:3]))}",
+        "image_size": lambda: f"{n} image(s) outside {v.min_image_side}..{v.max_image_side} pixels a side: {files}",
+        "image_channels": lambda: f"{n} image(s) with {shown} channels (expected 1, 3 or 4): {files}",
+        "image_dtype": lambda: f"{n} image(s) with {shown} pixels (expected 8-bit): {files}",
+        "image_not_blank": lambda: f"{n} constant image(s) (every pixel equal): {files}",
     }
+    if check == "exact_duplicates" and "image" in table:
+        return f"only {observed:.1%} of images are distinct (at most {v.max_duplicate_fraction:.0%} may repeat)"
     return messages.get(check, lambda: f"{n} bad row(s), e.g. {shown}")()
 
 
@@ -246,12 +304,15 @@ def validate_tables(tables: dict[str, pd.DataFrame], cfg: Config, train: str = "
     checks = _run(ctx, "structure", tables, {name: _structure(df, cfg) for name, df in tables.items()}, cfg, bool(docs))
     if not all(c.passed for c in checks):
         return Report(passed=False, checks=checks)
-    frames = {name: _with_derived(df) for name, df in tables.items()}
-    seen = set(frames[train]["text_norm"].dropna())
+    image = cfg.data.modality == "image"
+    frames = {name: (_image_derived if image else _with_derived)(df) for name, df in tables.items()}
+    key = "sha" if image else "text_norm"
+    seen = set(frames[train][key].dropna())
     for name, frame in frames.items():
         if name != train:
-            frame["leaked"] = frame["text_norm"].where(frame["text_norm"].isin(seen))
-    checks += _run(ctx, "content", frames, {name: _content(cfg, name != train) for name in frames}, cfg, bool(docs))
+            frame["leaked"] = frame[key].where(frame[key].isin(seen))
+    suite = _image_content if image else _content
+    checks += _run(ctx, "content", frames, {name: suite(cfg, name != train) for name in frames}, cfg, bool(docs))
     # Class counts mean something only when every training label is a known one.
     if all(c.passed for c in checks if c.table == train and c.name in ("label_not_null", "label_in_set")):
         name = f"{train}:classes"

@@ -11,7 +11,7 @@ import yaml
 
 from graft import config, registry
 from graft.artifacts import read_json
-from tests.shrink import ROOT, shrunk_params, write_params
+from tests.shrink import ROOT, shrunk_image_params, shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -163,3 +163,41 @@ def test_changed_raw_data_is_detected_against_data_dvc(project):
     raw = Path(tmp / "data" / "raw" / "election-tweets-2016.tab")
     raw.write_text(raw.read_text() + "False\t2016-09-29 00:00:00\ten\t1\t1\t\t\trealDonaldTrump\t\tnew tweet\t\t\n")
     assert "modified" in sh("dvc", "status", "data.dvc", cwd=tmp).stdout
+
+
+@pytest.fixture(scope="module")
+def image_project(tmp_path_factory, image_raw):
+    """The project copy with its image/ workspace as the repository has it (dvc.yaml and src are links up)."""
+    tmp = tmp_path_factory.mktemp("image-project")
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, tmp / name)
+    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (tmp / ".dvc").mkdir()
+    shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
+    write_params(tmp, shrunk_params(tmp))  # DVC parses every dvc.yaml of the repository, the text one included
+    ws = tmp / "image"
+    ws.mkdir()
+    for name in ("dvc.yaml", "src"):
+        assert (ROOT / "image" / name).is_symlink()
+        (ws / name).symlink_to(Path("..") / name)
+    (ws / "data" / "raw").mkdir(parents=True)
+    shutil.copy(image_raw, ws / "data" / "raw" / image_raw.name)
+    params = shrunk_image_params(ws)
+    params["data"]["raw"] = f"data/raw/{image_raw.name}"
+    params["validate"]["profile_dir"] = "data/profiles"
+    write_params(ws, params)
+    sh("git", "init", "-q", cwd=tmp)
+    return ws, sh("dvc", "repro", "gate", cwd=ws)
+
+
+def test_the_image_workspace_runs_the_same_stages(image_project):
+    ws, first = image_project
+    for stage in ("prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert (ws / "dvc.lock").is_file() and not (ws.parent / "dvc.lock").exists()
+    evaluation = read_json(ws / "metrics" / "evaluate.json")
+    assert evaluation["classical"]["method"].startswith("small CNN")
+    gate = read_json(ws / "metrics" / "gate.json")
+    assert gate["passed"] and gate["registered"]["model_name"] == "graft-image"
+    assert read_json(ws / "models" / "onnx" / "graft_model.json")["modality"] == "image"
+    assert "Running stage" not in sh("dvc", "repro", "gate", cwd=ws).stdout

@@ -7,7 +7,7 @@ import pytest
 
 from graft import config, registry
 from pipelines.__main__ import local_summary, run_local
-from tests.shrink import shrunk_params, write_params
+from tests.shrink import shrunk_image_params, shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +72,19 @@ def test_failing_gate_skips_registration(tmp_path, raw_file):
     assert registry.champion(config.from_dict(params).registry) is None
     text = local_summary(run_dir, str(tmp_path / "params.yaml"))
     assert "gate           : FAILED" in text and "model          : not registered" in text
+
+
+def test_the_same_pipeline_runs_images_when_the_config_says_so(tmp_path_factory, image_raw):
+    tmp = tmp_path_factory.mktemp("kfp-image")
+    params = shrunk_image_params(tmp)
+    params["data"]["raw"] = str(image_raw)
+    run_dir = run_pipeline(params, tmp / "root")
+    assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
+    version = outputs(run_dir, "register")["parameterValues"]["Output"]
+    assert registry.champion(config.from_dict(params).registry)["version"] == version
+    confusion = outputs(run_dir, "evaluate")["artifacts"]["confusion"]["artifacts"][0]["metadata"]
+    assert [s["displayName"] for s in confusion["confusionMatrix"]["annotationSpecs"]] == params["data"]["labels"]
+    evaluation = json.loads((run_dir / "evaluate" / "evaluation").read_text())
+    assert evaluation["classical"]["method"].startswith("small CNN") and evaluation["finetune"]["rows"] == 50
+    meta = json.loads((run_dir / "export" / "package" / "graft_model.json").read_text())
+    assert meta["modality"] == "image" and meta["image_size"] == 32

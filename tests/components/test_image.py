@@ -1,0 +1,186 @@
+"""The image path through the library's stages on the shrunk image config (Fashion-MNIST, 32-pixel inputs)."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from graft import config, evaluate, export, gate, prepare, registry, select, selfcheck, train, vision
+from graft.artifacts import read_json, write_json
+from graft.data import read_splits, read_table
+from graft.validate import validate_tables
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory, image_shrunk):
+    """Every stage, in order, on the shrunk image config; returns the paths they wrote."""
+    _, cfg = image_shrunk
+    out = tmp_path_factory.mktemp("image-run")
+    p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
+    p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
+                                                      "export")})
+    prepare.prepare(cfg.data.raw, p["splits"], cfg)
+    report = validate_tables(read_splits(p["splits"]), cfg)
+    assert report.passed, [c for c in report.checks if not c.passed]
+    write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
+    train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
+    train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
+    selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
+    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"])
+    export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
+    p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
+    return p
+
+
+def png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def class_folders(root, image_raw, labels=("Trouser", "Bag", "Sneaker"), per_class=12):
+    """A user's folder of class folders (`root/<label>/*.png`), filled with real Fashion-MNIST images."""
+    table = pd.read_parquet(image_raw)
+    for label in labels:
+        (root / label).mkdir(parents=True)
+        for i, blob in enumerate(table[table["label"] == label]["image"].head(per_class)):
+            (root / label / f"{i:03d}.png").write_bytes(blob)
+    return list(labels)
+
+
+def test_pixels_are_three_channel_and_scaled_like_efficientnet_lite():
+    grey = np.array([[0, 255], [127, 127]], dtype=np.uint8)
+    x = vision.pixels([png(grey)], 2)
+    assert x.shape == (1, 3, 2, 2) and x.dtype == np.float32
+    assert np.allclose(x[0, 0], x[0, 2]) and np.isclose(x.min(), -127 / 128) and np.isclose(x.max(), 1.0)
+    colour = np.zeros((4, 4, 3), dtype=np.uint8)
+    colour[..., 2] = 255
+    y = vision.pixels([png(colour)], 4)
+    assert np.allclose(y[0, 2], 1.0) and np.allclose(y[0, 0], -127 / 128)
+
+
+def test_selection_ranks_image_backbones_from_their_packages(image_run):
+    ranking = read_json(image_run["select"])["ranking"]
+    assert {r["name"] for r in ranking} == {"efficientnet-lite0", "efficientnet-lite1"}
+    params = {r["name"]: r["params"] for r in ranking}
+    assert params["efficientnet-lite0"] < params["efficientnet-lite1"]
+    assert all(np.isfinite(r["logme"]) and 0 < r["probe_accuracy"] <= 1 and r["latency_ms"]["batch_1"] > 0
+               for r in ranking)
+
+
+def test_fine_tune_scratch_and_small_cnn_are_scored_on_the_same_test_split(image_run, image_shrunk):
+    _, cfg = image_shrunk
+    result = read_json(image_run["evaluate"])
+    assert result["finetune"]["rows"] == result["scratch"]["rows"] == result["classical"]["rows"] == 50
+    assert result["classical"]["method"] == "small CNN at 28 px"  # Fashion-MNIST's native side
+    assert set(result["comparisons"]) >= {"finetune_vs_scratch", "finetune_vs_classical"}
+    trained = read_json(image_run["train"]), read_json(image_run["baseline"])
+    assert [t["init_from"] for t in trained] == ["pretrained", "scratch"]
+    meta = read_json(image_run["finetune"] / "graft_model.json")
+    assert meta["modality"] == "image" and meta["image_size"] == 32 and meta["labels"] == list(cfg.data.labels)
+
+
+def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(image_run):
+    parity = read_json(image_run["export"])
+    assert parity["rows"] == 50 and parity["fp32"]["agreement"] == 1.0 and parity["fp32"]["max_abs_diff"] < 1e-3
+    assert parity["size_mb"]["int8"] < parity["size_mb"]["fp32"] / 2
+    from graft.predict import Package
+
+    pkg = Package(image_run["onnx"])
+    shape = pkg.session.get_inputs()[0].shape
+    assert shape[0] == "batch" and shape[1:] == [3, 32, 32]
+    images = read_splits(image_run["splits"])["test"]["image"].tolist()
+    assert pkg.logits(images[:1]).shape == (1, 10) and pkg.logits(images[:7]).shape == (7, 10)
+    assert not (image_run["onnx"] / "tokenizer.json").exists()
+
+
+def test_the_gate_decides_image_runs_with_the_same_checks(image_run):
+    names = [c["name"] for c in image_run["verdict"]["checks"]]
+    assert {"min_macro_f1", "transfer_benefit", "onnx_agreement", "int8_accuracy_drop_pt"} <= set(names)
+    assert image_run["verdict"]["passed"], image_run["verdict"]["reasons"]
+
+
+def test_predict_serves_image_files_without_torch(image_run, tmp_path):
+    test = read_splits(image_run["splits"])["test"].head(6)
+    paths = []
+    for i, blob in enumerate(test["image"]):
+        paths.append(tmp_path / f"{i}.png")
+        paths[-1].write_bytes(blob)
+    (tmp_path / "in.txt").write_text("\n".join(map(str, paths)) + "\n")
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from graft.cli import main\n"
+            f"sys.exit(main(['predict', '--model', {str(image_run['onnx'])!r}, '--input', "
+            f"{str(tmp_path / 'in.txt')!r}]))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    from graft import model as gm
+
+    proc, net, meta = gm.load(image_run["finetune"])
+    expected = gm.predict_logits(net, proc, test["image"].tolist(), 0, 64).argmax(1)
+    assert [r["label"] for r in rows] == [meta["labels"][i] for i in expected]
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "in.txt").write_text(f"{tmp_path / 'bad.png'}\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 1 and "bad.png: not a decodable image" in res.stderr
+
+
+def test_a_folder_of_class_folders_is_read_with_labels_from_the_folder_names(tmp_path, image_raw, image_shrunk):
+    labels = class_folders(tmp_path / "imgs", image_raw)
+    params, _ = image_shrunk
+    cfg = config.from_dict({**params, "data": {**params["data"], "raw": str(tmp_path / "imgs"), "labels": labels}})
+    table = read_table(tmp_path / "imgs", cfg.data)
+    assert len(table) == 36 and sorted(table["label"].unique()) == sorted(labels)
+    assert all(p.startswith(str(tmp_path / "imgs")) for p in table["path"])
+    assert validate_tables({"data": table}, cfg, "data").passed
+
+
+def test_a_corrupt_file_in_an_image_folder_is_rejected_with_its_name(tmp_path, image_raw, image_shrunk):
+    labels = class_folders(tmp_path / "imgs", image_raw)
+    (tmp_path / "imgs" / "Bag" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00 truncated")
+    params, _ = image_shrunk
+    params = {**params, "data": {**params["data"], "raw": str(tmp_path / "imgs"), "labels": labels}}
+    (tmp_path / "params.yaml").write_text(json.dumps(params))
+    res = subprocess.run(["graft", "validate", "--params", str(tmp_path / "params.yaml"), "--data",
+                          str(tmp_path / "imgs")], capture_output=True, text=True)
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "image_decodable" in lines[0] and "Bag/broken.png" in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_duplicate_blank_and_tiny_images_are_named(image_raw, image_shrunk):
+    _, cfg = image_shrunk
+    splits = prepare.split(prepare.clean(read_table(image_raw, cfg.data)), cfg)
+    leaked = splits["train"].iloc[[0]].assign(path="copied-from-train.png")
+    blank = pd.DataFrame({"image": [png(np.full((28, 28), 7, np.uint8))], "label": ["Bag"], "path": ["blank.png"]})
+    tiny = pd.DataFrame({"image": [png(np.eye(4, dtype=np.uint8) * 255)], "label": ["Bag"], "path": ["tiny.png"]})
+    splits["test"] = pd.concat([splits["test"], leaked, blank, tiny], ignore_index=True)
+    report = validate_tables(splits, cfg)
+    failed = {c.name: c for c in report.checks if not c.passed}
+    assert set(failed) == {"no_train_overlap", "image_not_blank", "image_size"}
+    assert all(c.table == "test" for c in failed.values())
+    assert "copied-from-train.png" in failed["no_train_overlap"].detail
+    assert "blank.png" in failed["image_not_blank"].detail and "tiny.png" in failed["image_size"].detail
+
+
+def test_image_candidates_need_an_image_data_set(image_shrunk):
+    params, _ = image_shrunk
+    with pytest.raises(Exception, match="data.modality is text, but candidate"):
+        config.from_dict({**params, "data": {**params["data"], "modality": "text"}})
+
+
+def test_registry_keeps_image_models_under_their_own_name(image_run, image_shrunk):
+    _, cfg = image_shrunk
+    if not image_run["verdict"]["passed"]:
+        pytest.fail("the shrunk image run should pass the lowered gate")
+    reg = registry.promote(image_run["onnx"], image_run["splits"], cfg, read_json(image_run["evaluate"]),
+                           read_json(image_run["export"]), image_run["verdict"])
+    assert reg["model_name"] == "graft-image"
+    assert registry.champion(cfg.registry)["version"] == reg["version"]

@@ -23,7 +23,8 @@ def shrunk_params(tmp: Path) -> dict:
     p["train"].update(max_length=32, epochs=1, batch_size=16)
     # One epoch on 120 rows proves the plumbing, not transfer: the gate's quality bars are lowered here and
     # tested at full strength in tests/unit/test_gate.py.
-    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0)
+    # No latency budget in tests either (timing depends on load); it is tested on crafted metrics in test_gate.py.
+    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, max_latency_ms_p95=None)
     p["validate"]["profile_dir"] = str(tmp / "profiles")
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
     return p
@@ -44,7 +45,7 @@ def shrunk_image_params(tmp: Path) -> dict:
                        candidates=p["select"]["candidates"][:2])
     p["curve"] = {"sizes": [20, 60]}
     p["train"].update(image_size=32, epochs=1, batch_size=16)
-    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, min_onnx_agreement=0.9,
+    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, min_onnx_agreement=0.9, max_latency_ms_p95=None,
                      max_onnx_accuracy_delta_pt=5.0, max_int8_accuracy_drop_pt=100.0)
     p["validate"].update(profile_dir=str(tmp / "profiles"), min_rows_per_class=5)  # ~10 images per class here
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))

@@ -279,6 +279,11 @@ class GateConfig(Section):
         0.1, ge=0, description="fp32 ONNX test accuracy within this many points of PyTorch's.")
     max_int8_accuracy_drop_pt: float = Field(
         0.5, ge=0, description="int8 ONNX test accuracy at most this many points below the fp32 ONNX model's.")
+    serve: Literal["fp32", "int8"] = Field("fp32", description="The ONNX model you deploy: the budgets apply to it.")
+    max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
+    max_latency_ms_p95: float | None = Field(
+        None, gt=0, description="Latency budget: p95 of one ONNX Runtime call at batch 1 on real test rows (ms), "
+        "measured by `export` on the machine that ran it (null: no latency check).")
 
 
 class RegistryConfig(Section):

@@ -27,6 +27,7 @@ def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
         transfer_check(evaluation, policy),
         champion_check(evaluation, policy),
         *parity_checks(export, policy),
+        *budget_checks(export, policy),
     ]
     reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]]
     return {"passed": not reasons, "reasons": reasons, "checks": checks}
@@ -82,6 +83,22 @@ def parity_checks(export: dict, policy: GateConfig) -> list[dict]:
                f"int8 ONNX test accuracy {int8['accuracy']:.4f} vs fp32 ONNX {fp32['accuracy']:.4f}: "
                f"{drop:+.2f} pt drop"),
     ]
+
+
+def budget_checks(export: dict, policy: GateConfig) -> list[dict]:
+    """Size and latency budgets of the ONNX model that is served (`serve`), as measured by `export`."""
+    which, checks = policy.serve, []
+    if policy.max_model_mb is not None:
+        size = export["size_mb"][which]
+        checks.append(_check("model_size_mb", size, policy.max_model_mb, size <= policy.max_model_mb,
+                             f"{which} ONNX model {size:.2f} MB, budget {policy.max_model_mb} MB"))
+    if policy.max_latency_ms_p95 is not None:
+        p95 = (export.get("latency_ms") or {}).get(f"onnx_{which}", {}).get("batch_1_p95")
+        why = (f"{which} ONNX p95 latency at batch 1 {p95:.2f} ms on this machine, budget "
+               f"{policy.max_latency_ms_p95} ms" if p95 is not None else f"{which} ONNX latency was not measured")
+        checks.append(_check("latency_ms_p95", p95 if p95 is not None else float("nan"), policy.max_latency_ms_p95,
+                             p95 is not None and p95 <= policy.max_latency_ms_p95, why))
+    return checks
 
 
 def markdown(verdict: dict) -> str:

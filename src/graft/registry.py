@@ -126,9 +126,12 @@ def _move_alias(client, cfg: RegistryConfig, version: int, reason: str) -> int |
     previous = current["version"] if current else None
     if previous == version:
         return previous
+    # Order matters for a process killed in between: the lineage tag first (harmless on a version that never
+    # becomes champion, and what rollback needs once it has), then the alias (the one step that promotes), then
+    # the reason, so no version that is not the champion ever carries a promotion reason.
     client.set_model_version_tag(cfg.model_name, str(version), "graft.previous_champion", str(previous or "none"))
-    client.set_model_version_tag(cfg.model_name, str(version), "graft.promotion_reason", reason)
     client.set_registered_model_alias(cfg.model_name, cfg.alias, str(version))
+    client.set_model_version_tag(cfg.model_name, str(version), "graft.promotion_reason", reason)
     return previous
 
 

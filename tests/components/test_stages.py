@@ -1,13 +1,15 @@
 """Each stage's library function on the shrunk config (the whole chain once, then one assertion set per stage)."""
 
 import json
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from graft import config, registry
+from graft import config, gate, registry
 from graft.artifacts import read_json
 from graft.data import read_splits
 from graft.errors import GraftError
@@ -245,7 +247,6 @@ def test_a_perturbed_exported_weight_is_refused_by_the_gate_with_the_parity_chec
 
 
 def test_predict_serves_the_package_without_torch(stage_run, tmp_path):
-    import sys
 
     texts = read_splits(stage_run["splits"])["test"]["text"].tolist()[:20]
     (tmp_path / "in.txt").write_text("\n".join(texts) + "\n\n")
@@ -354,3 +355,39 @@ def test_people_can_promote_by_hand_and_roll_back(stage_run, shrunk, tmp_path):
     res = graft("promote", "--version", "9", "--reason", "typo")
     assert res.returncode == 1 and res.stderr.strip().endswith("has no version 9 in " + cfg.registry.tracking_uri)
     assert registry.champion(cfg.registry)["version"] == 2
+
+
+KILL_PROMOTION = """
+import os, signal, sys
+import mlflow
+from graft import config, gate, registry
+from graft.artifacts import read_json
+params, step, package, splits, evaluation, parity = sys.argv[1:]
+cfg = config.load(params)
+setattr(mlflow.MlflowClient, step, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
+verdict = gate.decide(read_json(evaluation), read_json(parity), cfg.gate)
+registry.promote(package, splits, cfg, read_json(evaluation), read_json(parity), verdict)
+"""
+
+
+@pytest.mark.parametrize("step", ["log_artifacts", "create_model_version", "set_registered_model_alias"])
+def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run, shrunk, tmp_path, step):
+    import mlflow
+
+    params, _ = shrunk
+    params = {**params, "registry": {**params["registry"], "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                     "artifact_location": str(tmp_path / "mlartifacts")}}
+    cfg = config.load(write_params(tmp_path, params))
+    evaluation, parity = read_json(stage_run["evaluate"]), read_json(stage_run["export"])
+    first = registry.promote(stage_run["onnx"], stage_run["splits"], cfg, evaluation, parity,
+                             gate.decide(evaluation, parity, cfg.gate))
+    res = subprocess.run([sys.executable, "-c", KILL_PROMOTION, str(tmp_path / "params.yaml"), step,
+                          str(stage_run["onnx"]), str(stage_run["splits"]), str(stage_run["evaluate"]),
+                          str(stage_run["export"])], capture_output=True, text=True)
+    assert res.returncode == -signal.SIGKILL, res.stderr
+    assert registry.champion(cfg.registry)["version"] == first["version"] == 1
+    client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
+    others = [v for v in client.search_model_versions(f"name = '{cfg.registry.model_name}'") if int(v.version) != 1]
+    assert len(others) == (0 if step in ("log_artifacts", "create_model_version") else 1)
+    assert all(not v.aliases and "graft.promotion_reason" not in v.tags for v in others)
+    assert registry.download_champion(cfg.registry, tmp_path / "champ")["version"] == 1  # still servable

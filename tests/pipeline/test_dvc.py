@@ -165,6 +165,31 @@ def test_changed_raw_data_is_detected_against_data_dvc(project):
     assert "modified" in sh("dvc", "status", "data.dvc", cwd=tmp).stdout
 
 
+def test_a_candidate_that_learned_nothing_is_refused_as_a_regression(project):
+    """A good run becomes champion; then a run whose learning rate is 1e-12 (its weights never move) is refused."""
+    tmp, _ = project
+    params = shrunk_params(tmp)
+    params["validate"]["profile_dir"] = "data/profiles"
+    params["data"]["cutoff"] = "2016-09-30"
+    params["train"].update(epochs=4, learning_rate=3e-4)  # a real model even on 120 rows (macro-F1 ~0.8)
+    write_params(tmp, params)
+    sh("dvc", "repro", cwd=tmp)
+    reg = config.load(tmp / "params.yaml").registry
+    good = registry.champion(reg)["version"]
+    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == good
+    params["train"].update(learning_rate=1e-12, head_learning_rate=1e-12)
+    write_params(tmp, params)
+    res = sh("dvc", "repro", cwd=tmp, check=False)
+    assert res.returncode != 0 and "Running stage 'gate'" in res.stdout
+    refusal = [line for line in res.stderr.splitlines() if line.startswith("graft gate: FAILED")]
+    assert len(refusal) == 1 and "non_regression" in refusal[0] and "REGRESSION" in refusal[0]
+    verdict = read_json(tmp / "metrics" / "gate.json")
+    assert verdict["passed"] is False and verdict["registered"] is None
+    assert registry.champion(reg)["version"] == good
+    client = __import__("mlflow").MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    assert max(int(v.version) for v in client.search_model_versions(f"name = '{reg.model_name}'")) == good
+
+
 @pytest.fixture(scope="module")
 def image_project(tmp_path_factory, image_raw):
     """The project copy with its image/ workspace as the repository has it (dvc.yaml and src are links up)."""

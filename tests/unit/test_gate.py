@@ -79,3 +79,53 @@ def test_markdown_lists_every_check_with_its_interval():
     assert table.startswith("**FAILED**")
     assert table.count("\n| ") == 1 + 7  # header + one row per check
     assert "| transfer_benefit | -0.05 | [-0.0700, -0.0300] |" in table
+
+
+def test_size_and_latency_budgets_apply_to_the_served_model():
+    measured = {**parity(), "size_mb": {"fp32": 66.0, "int8": 17.0},
+                "latency_ms": {"onnx_fp32": {"batch_1_p95": 7.2}, "onnx_int8": {"batch_1_p95": 5.9}}}
+    budgets = POLICY.model_copy(update={"max_model_mb": 50.0, "max_latency_ms_p95": 7.0})
+    verdict = gate.decide(metrics(0.92, 0.81), measured, budgets)
+    assert failed(verdict) == ["model_size_mb", "latency_ms_p95"]
+    size = next(c for c in verdict["checks"] if c["name"] == "model_size_mb")
+    assert size["value"] == 66.0 and size["threshold"] == 50.0 and "fp32 ONNX model 66.00 MB" in size["why"]
+    served_int8 = gate.decide(metrics(0.92, 0.81), measured, budgets.model_copy(update={"serve": "int8"}))
+    assert served_int8["passed"] is True
+    unmeasured = gate.decide(metrics(0.92, 0.81), {**measured, "latency_ms": None}, budgets.model_copy(
+        update={"serve": "int8"}))
+    assert failed(unmeasured) == ["latency_ms_p95"] and "not measured" in unmeasured["reasons"][0]
+    assert [c["name"] for c in gate.decide(metrics(0.92, 0.81), measured, POLICY)["checks"]][-1] == \
+        "int8_accuracy_drop_pt"  # no budget set: no budget check
+
+
+def test_decisions_from_crafted_predictions_through_the_real_statistics():
+    """Predictions -> scores and paired-bootstrap intervals (graft.stats) -> the gate, end to end."""
+    import numpy as np
+
+    from graft.evaluate import scores
+    from graft.stats import compare
+
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 2, 1000)
+
+    def predictions(accuracy: float, base: np.ndarray = y) -> np.ndarray:
+        wrong = rng.random(len(y)) > accuracy
+        return np.where(wrong, 1 - base, base)
+
+    def evaluation(ft, sc, champion=None) -> dict:
+        ev = {"finetune": scores(y, ft, ["a", "b"]), "scratch": scores(y, sc, ["a", "b"]),
+              "comparisons": {"finetune_vs_scratch": compare(y, ft, sc, 2, 1000, 42)},
+              "champion": {"version": None, "first_run": True}}
+        if champion is not None:
+            ev["champion"] = {"version": 1, "first_run": False, "comparable": True}
+            ev["comparisons"]["finetune_vs_champion"] = compare(y, ft, champion, 2, 1000, 42)
+        return ev
+
+    good, weak = predictions(0.92), predictions(0.75)
+    first = gate.decide(evaluation(good, weak), parity(), POLICY)  # the first run: promoted by policy
+    assert first["passed"] and [c["name"] for c in first["checks"]][2] == "first_run"
+    tie = predictions(0.995, base=good)  # the champion differs from the candidate on ~5 rows in 1000
+    assert gate.decide(evaluation(good, weak, champion=tie), parity(), POLICY)["passed"]
+    worse = gate.decide(evaluation(weak, good, champion=good), parity(), POLICY)  # clear fail on every count
+    assert failed(worse) == ["min_macro_f1", "transfer_benefit", "non_regression"]
+    assert "NEGATIVE TRANSFER" in worse["reasons"][1] and "REGRESSION" in worse["reasons"][2]

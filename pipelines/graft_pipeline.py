@@ -8,6 +8,7 @@ from components.export.component import export
 from components.gate.component import gate
 from components.prepare.component import prepare
 from components.register.component import register
+from components.report.component import report
 from components.select.component import select
 from components.selfcheck.component import selfcheck
 from components.train.component import train
@@ -36,7 +37,13 @@ def create_pipeline(default_config: dict):
                           scratch=scratch.outputs["model"], selection=chosen.outputs["selection"],
                           selfcheck=audit.outputs["models"])
         exported = export(config=config, model=finetuned.outputs["model"], splits=splits)
-        verdict = gate(config=config, evaluation=scored.outputs["evaluation"], parity=exported.outputs["parity"])
+        verdict = gate(config=config, splits=splits, evaluation=scored.outputs["evaluation"],
+                       parity=exported.outputs["parity"], package=exported.outputs["package"])
+        report(config=config, splits=splits, validation=checked.outputs["report"],
+               selection=chosen.outputs["selection"], trained=finetuned.outputs["metrics"],
+               baseline=scratch.outputs["metrics"],
+               evaluation=scored.outputs["evaluation"], parity=exported.outputs["parity"],
+               verdict=verdict.outputs["verdict"])
         # A single bool return (not a NamedTuple): kfp.local resolves conditions on `<task>-Output` channels.
         with dsl.If(verdict.outputs["Output"] == True, name="promote"):  # noqa: E712 (KFP condition syntax)
             register(config=config, package=exported.outputs["package"], splits=splits,

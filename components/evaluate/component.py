@@ -22,3 +22,7 @@ def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scrat
     if result["selection_check"]["kendall_tau"] is not None:
         evaluation.log_metric("selection_kendall_tau", result["selection_check"]["kendall_tau"])
     confusion.log_confusion_matrix(result["labels"], result["finetune"]["confusion_matrix"])
+    curve = result["finetune"].get("roc")  # binary tasks: the ROC of the second label as positive
+    if curve:
+        confusion.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
+        evaluation.log_metric("finetune_roc_auc", curve["auc"])

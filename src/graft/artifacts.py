@@ -28,6 +28,21 @@ def write_json(path: str | Path, payload: Any) -> None:
         raise
 
 
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file through a temporary file in the same folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_json(path: str | Path) -> Any:
     """Read a JSON file written by an earlier stage; a missing or corrupt file is a one-line GraftError."""
     from graft.errors import GraftError

@@ -214,11 +214,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     verdict["registered"] = None
     if verdict["passed"] and not args.no_register:
         verdict["registered"] = registry.promote(args.package, args.splits, cfg, evaluation, parity, verdict)
+    if not verdict["passed"] and not args.no_register:
+        verdict["recorded_run"] = registry.record_refusal(args.splits, cfg, evaluation, parity, verdict, args.package)
     write_json(args.out, verdict)
     if not verdict["passed"]:
         for reason in verdict["reasons"]:
             print(f"graft gate: FAILED: {reason}", file=sys.stderr)
-        print("graft gate: nothing was registered", file=sys.stderr)
+        print("graft gate: nothing was registered (the refusal is recorded as an MLflow run)"
+              if verdict.get("recorded_run") else "graft gate: nothing was registered", file=sys.stderr)
         return 1
     reg = verdict["registered"]
     print("gate passed" + (f": {reg['model_name']} v{reg['version']} is now '{reg['alias']}'" if reg else ""))
@@ -288,6 +291,18 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the run's HTML report (self-contained, offline) and the runs index of the MLflow store beside it."""
+    from graft import dashboard
+
+    cfg = _cfg(args)
+    run = dashboard.report(cfg, dashboard.collect(args.metrics_dir, args.splits, args.failed_since), args.out)
+    index = dashboard.runs_index(cfg.registry, args.index or Path(args.out).with_name("runs.html"))
+    print(f"report         : {run.resolve()}\nruns index     : {index.resolve()}")
+    return 0
+
+
 def _doc(name: str) -> str:
     """A subcommand's help text is its handler's docstring."""
     return COMMANDS[name].__doc__ or ""
@@ -350,6 +365,12 @@ def _parser() -> argparse.ArgumentParser:
     pm = stage("promote", ("--reason", "why, recorded on the version"))
     pm.add_argument("--version", type=int, required=True, help="registered version to make the champion")
     stage("rollback").add_argument("--reason", default="rolled back by hand", help="recorded on the version")
+    r = stage("report", ("--metrics-dir", "folder holding the stages' metrics JSON"),
+              ("--out", "the run report to write (reports/run.html)"))
+    r.add_argument("--splits", help="prepared splits (their manifest gives the data version)")
+    r.add_argument("--index", help="the runs index to write (default: runs.html beside --out)")
+    r.add_argument("--failed-since", type=float, metavar="EPOCH",
+                   help="the run failed: leave out metrics written before this time (epoch seconds)")
     s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")

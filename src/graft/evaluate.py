@@ -42,7 +42,20 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str], probs: np
         from graft.stats import expected_calibration_error
 
         out["ece"] = expected_calibration_error(probs, y_true)
+        if len(classes) == 2 and len(set(y_true.tolist())) == 2:
+            out["roc"] = roc(y_true, probs[:, 1])
     return out
+
+
+def roc(y_true: np.ndarray, scores_1: np.ndarray, points: int = 101) -> dict:
+    """ROC curve of a binary task (the second class is positive), thinned to about `points` points, and its AUC."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, thr = roc_curve(y_true, scores_1)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    return {"fpr": [round(float(v), 4) for v in fpr[keep]], "tpr": [round(float(v), 4) for v in tpr[keep]],
+            "thresholds": [round(float(min(v, 1.0)), 4) for v in thr[keep]],  # the first is +inf: "predict none"
+            "auc": round(float(roc_auc_score(y_true, scores_1)), 4)}
 
 
 def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[dict, np.ndarray]:

@@ -62,9 +62,13 @@ def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
     return {**current, "path": path}
 
 
-def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: dict, tags: dict[str, str],
+def _log_run(client, exp_id: str, package: str | Path | None, params: dict, metrics: dict, tags: dict[str, str],
              card: str | None = None):
-    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card."""
+    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card.
+
+    A refused candidate's run (`package=None`) keeps the record without the model: the runs index shows every
+    retraining, not only the promoted ones.
+    """
     from mlflow.entities import Metric, Param, RunTag
 
     run = client.create_run(exp_id, run_name="graft-gate", tags=tags)
@@ -76,7 +80,8 @@ def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: di
         client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
                          metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
                          tags=[RunTag(k, v) for k, v in tags.items()])
-        client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
+        if package is not None:
+            client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
         if card:
             client.log_text(run.info.run_id, card, "model_card.md")
     except BaseException:
@@ -86,15 +91,18 @@ def _log_run(client, exp_id: str, package: str | Path, params: dict, metrics: di
     return run
 
 
+def _experiment(client, cfg: RegistryConfig) -> str:
+    exp = client.get_experiment_by_name(cfg.experiment)
+    return exp.experiment_id if exp else client.create_experiment(
+        cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
+
+
 def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
              card: str | None = None) -> dict:
     """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
     mlflow, client = _client(cfg)
     try:
-        exp = client.get_experiment_by_name(cfg.experiment)
-        exp_id = exp.experiment_id if exp else client.create_experiment(
-            cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
-        run = _log_run(client, exp_id, package, params, metrics, tags, card)
+        run = _log_run(client, _experiment(client, cfg), package, params, metrics, tags, card)
         if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
             client.create_registered_model(cfg.model_name)
         mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
@@ -178,3 +186,20 @@ def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, p
     tags = lineage.tags(cfg, split_dir, meta, verdict)
     card = model_card(meta, tags, evaluation, parity, verdict)
     return register(package, cfg.registry, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags, card)
+
+
+def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,
+                   package: str | Path) -> str:
+    """Log a refused candidate as an MLflow run (metrics, lineage, the reasons; no model version, no alias move)."""
+    from graft import lineage
+    from graft.artifacts import read_json
+
+    meta = read_json(Path(package) / "graft_model.json")
+    tags = {**lineage.tags(cfg, split_dir, meta, verdict), "graft.reasons": "; ".join(verdict["reasons"])[:4000]}
+    mlflow, client = _client(cfg.registry)
+    try:
+        run = _log_run(client, _experiment(client, cfg.registry), None, cfg.to_dict(),
+                       {"evaluate": evaluation, "export": parity}, tags)
+    except mlflow.exceptions.MlflowException as exc:
+        raise GraftError(f"registry {tracking_uri(cfg.registry)}: {str(exc).splitlines()[0]}") from None
+    return run.info.run_id

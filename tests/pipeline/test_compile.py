@@ -29,3 +29,16 @@ def test_yaml_loads_back_as_a_kfp_component():
 
     loaded = components.load_component_from_file(str(DEFAULT_YAML))
     assert loaded.name == "graft-transfer"
+
+
+def test_ui_outputs_carry_their_kfp_artifact_types():
+    spec = json_format.ParseDict(yaml.safe_load(DEFAULT_YAML.read_text()), pipeline_spec_pb2.PipelineSpec())
+
+    def kind(task: str, output: str) -> str:
+        outputs = spec.components[f"comp-{task}"].output_definitions.artifacts
+        return outputs[output].artifact_type.schema_title
+
+    assert kind("evaluate", "confusion") == "system.ClassificationMetrics"
+    assert kind("evaluate", "evaluation") == kind("gate", "verdict") == "system.Metrics"
+    assert kind("select", "ranking") == kind("gate", "table") == "system.Markdown"
+    assert kind("validate", "docs") == kind("report", "page") == "system.HTML"

@@ -188,6 +188,12 @@ def test_a_candidate_that_learned_nothing_is_refused_as_a_regression(project):
     assert registry.champion(reg)["version"] == good
     client = __import__("mlflow").MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
     assert max(int(v.version) for v in client.search_model_versions(f"name = '{reg.model_name}'")) == good
+    out = sh("graft", "report", "--metrics-dir", "metrics", "--splits", "data/prepared", "--out", "reports/run.html",
+             cwd=tmp).stdout
+    assert "reports/run.html" in out and "reports/runs.html" in out
+    assert "<b>REFUSED</b>" in (tmp / "reports" / "run.html").read_text()
+    index = (tmp / "reports" / "runs.html").read_text()
+    assert "refused: non_regression" in index and f"promoted as v{good} (champion)" in index
 
 
 @pytest.fixture(scope="module")

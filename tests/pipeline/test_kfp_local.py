@@ -33,7 +33,7 @@ def test_every_task_ran_and_the_gate_promoted(kfp_run):
     params, run_dir = kfp_run
     tasks = {p.name for p in run_dir.iterdir()}
     assert tasks == {"prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate",
-                     "register"}
+                     "report", "register"}
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version
@@ -62,6 +62,24 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     assert "Data validation: PASSED" in docs and "<iframe srcdoc=" in docs
 
 
+def test_each_ui_artifact_has_its_kfp_type_and_content(kfp_run):
+    """What the KFP UI renders: scalars, confusion matrix + ROC, Markdown tables, HTML pages."""
+    _, run_dir = kfp_run
+
+    def artifact(task: str, name: str) -> dict:
+        return outputs(run_dir, task)["artifacts"][name]["artifacts"][0]
+
+    scalars = artifact("evaluate", "evaluation")["metadata"]
+    assert {"finetune_accuracy", "scratch_macro_f1", "classical_accuracy", "finetune_roc_auc"} <= set(scalars)
+    roc = artifact("evaluate", "confusion")["metadata"]["confidenceMetrics"]
+    assert len(roc) >= 3 and {"falsePositiveRate", "recall", "confidenceThreshold"} <= set(roc[0])
+    assert artifact("gate", "verdict")["metadata"]["passed"] == 1.0
+    page = (run_dir / "report" / "page").read_text()
+    assert page.startswith("<!doctype html>") and "Gate verdict" in page and "Backbone ranking" in page
+    assert "<b>PASSED (not registered)</b>" in page  # the report task runs before `register`, beside it
+    assert "| check | value | 95% CI |" in (run_dir / "gate" / "table").read_text()
+
+
 def test_failing_gate_skips_registration(tmp_path, raw_file):
     params = shrunk_params(tmp_path)
     params["data"]["raw"] = str(raw_file)
@@ -72,6 +90,9 @@ def test_failing_gate_skips_registration(tmp_path, raw_file):
     assert registry.champion(config.from_dict(params).registry) is None
     text = local_summary(run_dir, str(tmp_path / "params.yaml"))
     assert "gate           : FAILED" in text and "model          : not registered" in text
+    verdict = json.loads((run_dir / "gate" / "verdict").read_text())
+    assert verdict["recorded_run"]  # the refusal is an MLflow run: the runs index shows it
+    assert "<b>REFUSED</b>" in (run_dir / "report" / "page").read_text()
 
 
 def test_the_same_pipeline_runs_images_when_the_config_says_so(tmp_path_factory, image_raw):

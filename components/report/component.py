@@ -1,0 +1,25 @@
+"""`report`: the run's self-contained HTML report for the KFP UI (the same page `graft report` writes)."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
+
+from components import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def report(config: dict, splits: Input[Dataset], validation: Input[Metrics], selection: Input[Artifact],
+           trained: Input[Metrics], baseline: Input[Metrics], evaluation: Input[Metrics], parity: Input[Metrics],
+           verdict: Input[Metrics], page: Output[HTML]):
+    """Lay the stage outputs out as `graft report` reads them, and render the page."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from graft import config as gc
+    from graft import dashboard
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, art in (("validate", validation), ("select", selection), ("train", trained),
+                          ("baseline", baseline), ("evaluate", evaluation), ("export", parity), ("gate", verdict)):
+            shutil.copy(art.path, Path(tmp) / f"{name}.json")
+        dashboard.report(gc.from_dict(config), dashboard.collect(tmp, splits.path), page.path)

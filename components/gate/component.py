@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def gate(config: dict, splits: Input[Dataset], evaluation: Input[Metrics], parity: Input[Metrics],
          package: Input[Model], verdict: Output[Metrics], table: Output[Markdown]) -> bool:
     """Apply the same policy as `graft gate` (DVC); return whether the candidate may be promoted.

@@ -18,7 +18,7 @@ def test_prepare_component_writes_split_dataset(tmp_path, raw_file):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     task = prepare(config=cfg, source="")
     splits = task.outputs["splits"]
-    assert splits.metadata == {"train_rows": 120, "validation_rows": 40, "test_rows": 60}
+    assert splits.metadata == {"train_rows": 120, "validation_rows": 40, "test_rows": 60, "data_md5": ""}
     folder = Path(splits.path)
     assert len(pd.read_parquet(folder / "test.parquet")) == 60
     assert json.loads((folder / "manifest.json").read_text())["rows"]["train"] == 120

@@ -6,7 +6,7 @@ from kfp.dsl import Dataset, Input, Metrics, Model
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def register(config: dict, package: Input[Model], splits: Input[Dataset], evaluation: Input[Metrics],
              parity: Input[Metrics], verdict: Input[Metrics]) -> int:
     """Register the package with its lineage; return the new model version."""

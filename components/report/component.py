@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def report(config: dict, splits: Input[Dataset], validation: Input[Metrics], selection: Input[Artifact],
            trained: Input[Metrics], baseline: Input[Metrics], evaluation: Input[Metrics], parity: Input[Metrics],
            verdict: Input[Metrics], page: Output[HTML]):

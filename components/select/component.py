@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def select(config: dict, splits: Input[Dataset], selection: Output[Artifact], ranking: Output[Markdown]) -> str:
     """Score every candidate; return the selected backbone's name."""
     import json

@@ -6,7 +6,7 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def selfcheck(config: dict, splits: Input[Dataset], selection: Input[Artifact], models: Output[Model],
               metrics: Output[Metrics]):
     """Fine-tune the eligible candidates ranked 2..selfcheck.top_n with the same loop and budget as `train`."""

@@ -6,7 +6,7 @@ from kfp.dsl import HTML, Dataset, Input, Metrics, Output
 from components import BASE_IMAGE
 
 
-@dsl.component(base_image=BASE_IMAGE)
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def validate(config: dict, splits: Input[Dataset], report: Output[Metrics], docs: Output[HTML]):
     """Validate the splits and their drift; raise (one line per failed check) so nothing downstream runs."""
     import shutil

@@ -42,6 +42,19 @@ def cmd_materialize(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_freshness(args: argparse.Namespace) -> int:
+    """Is there anything new to train on? Compare data md5, params and code with the champion's (exit 0 either way)."""
+    from graft.freshness import check
+
+    cfg = _cfg(args)
+    result = check(args.raw or cfg.data.raw, cfg)
+    if args.out:
+        write_json(args.out, result)
+    print(("retrain: " if result["retrain"] else "") + result["reason"])
+    return 0
+
+
+@command
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Clean the raw table and split it into train/validation/test (stratified, seeded)."""
     from graft.prepare import prepare
@@ -303,6 +316,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+@command
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """The KFP pipeline: compile it, run it here (kfp.local), submit or schedule it on a cluster (see --help)."""
+    try:
+        from pipelines.__main__ import main as pipeline_main
+    except ImportError:
+        raise GraftError("the pipelines package is not installed (install graft from its repository)") from None
+    try:
+        return pipeline_main(args.rest[1:] if args.rest[:1] == ["--"] else args.rest, prog="graft pipeline")
+    except (ValueError, ConnectionError) as exc:
+        raise GraftError(str(exc)) from None
+
+
 def _doc(name: str) -> str:
     """A subcommand's help text is its handler's docstring."""
     return COMMANDS[name].__doc__ or ""
@@ -327,6 +353,9 @@ def _parser() -> argparse.ArgumentParser:
 
     m = stage("materialize")
     m.add_argument("--out", help="where the raw file goes (default: data.raw from params.yaml)")
+    f = stage("freshness")
+    f.add_argument("--raw", help="raw data (default: data.raw from params.yaml)")
+    f.add_argument("--out", help="write the decision JSON here (retrain, reason, data md5, params hash, commit)")
     stage("prepare", ("--raw", "raw table (.csv, .tsv, .parquet, .jsonl, .tab); images: class folders or .parquet"),
           ("--out", "folder for the split Parquet files"))
     v = stage("validate")
@@ -371,6 +400,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--index", help="the runs index to write (default: runs.html beside --out)")
     r.add_argument("--failed-since", type=float, metavar="EPOCH",
                    help="the run failed: leave out metrics written before this time (epoch seconds)")
+    pl = sub.add_parser("pipeline", help=_doc("pipeline"), add_help=False)
+    pl.add_argument("rest", nargs=argparse.REMAINDER, help="compile | run | submit | schedule, and their options")
     s = sub.add_parser("summary", help=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")
@@ -381,6 +412,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `graft` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["pipeline"]:  # its own sub-commands and options (--help included) go to the pipelines CLI
+        argv = ["pipeline", "--", *argv[1:]]
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

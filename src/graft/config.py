@@ -286,6 +286,42 @@ class GateConfig(Section):
         "measured by `export` on the machine that ran it (null: no latency check).")
 
 
+class TaskResources(Section):
+    """Kubernetes requests and limits of one pipeline task (quantities as in a pod spec)."""
+
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "2G"
+    memory_limit: str = "6G"
+
+
+class Toleration(Section):
+    """A pod toleration (as in a pod spec)."""
+
+    key: str
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class KubeflowConfig(Section):
+    """How the compiled pipeline runs on a cluster; read when compiling (`make kfp-compile`), not by kfp.local."""
+
+    resources: dict[str, TaskResources] = Field(
+        {"default": TaskResources(), "train": TaskResources(cpu_request="2", cpu_limit="8", memory_request="6G",
+                                                            memory_limit="12G")},
+        description="Per task name; `default` for the others.")
+    gpu_for_training: bool = Field(False, description="Give train, baseline and selfcheck one accelerator each.")
+    accelerator_type: str = Field("nvidia.com/gpu", description="The accelerator resource of gpu_for_training.")
+    cache_pvc: str | None = Field("graft-cache", description="PVC mounted on every task (infra/k8s/pvc.yaml): "
+                                  "point data.raw, validate.profile_dir and select.feature_cache into it.")
+    cache_mount: str = Field("/mnt/graft", description="Where cache_pvc is mounted.")
+    mlflow_secret: str | None = Field("graft-mlflow", description="Secret whose keys (MLFLOW_TRACKING_URI, "
+                                      "credentials) become environment variables of the tasks that use MLflow.")
+    node_selector: dict[str, str] = Field({}, description="Node labels every task must match.")
+    tolerations: list[Toleration] = Field([], description="Taints every task tolerates.")
+
+
 class RegistryConfig(Section):
     """Where promoted models go (MLflow model registry)."""
 
@@ -314,6 +350,7 @@ class Config(Section):
     export: ExportConfig = ExportConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
+    kubeflow: KubeflowConfig = KubeflowConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

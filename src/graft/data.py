@@ -68,6 +68,15 @@ def file_md5(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def source_md5(path: str | Path) -> str:
+    """MD5 of a raw data source: a file's own, or for a folder the MD5 of its sorted (relative path, file MD5) lines."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_md5(path)
+    lines = [f"{p.relative_to(path).as_posix()} {file_md5(p)}" for p in sorted(path.rglob("*")) if p.is_file()]
+    return hashlib.md5("\n".join(lines).encode()).hexdigest()
+
+
 def normalize(text: str) -> str:
     """Case-, space- and punctuation-folded text: the key of near-duplicate and leakage checks."""
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())

@@ -103,7 +103,7 @@ def prepare(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]
         data.write_splits(tmp, splits)
         write_json(tmp / "manifest.json", {
             "source": str(raw),
-            "source_md5": data.file_md5(raw),
+            "source_md5": data.source_md5(raw),
             "rows": counts,
             "dropped_duplicates": len(source) - len(cleaned),
             "cutoff": cfg.data.cutoff.isoformat() if cfg.data.cutoff else None,

@@ -52,6 +52,12 @@ def champion(cfg: RegistryConfig) -> dict | None:
     return {"model_name": cfg.model_name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source}
 
 
+def version_tags(cfg: RegistryConfig, version: int) -> dict[str, str]:
+    """The tags of one registered version (lineage, gate verdict, promotion history)."""
+    _, client = _client(cfg)
+    return dict(client.get_model_version(cfg.model_name, str(version)).tags)
+
+
 def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
     """Fetch the champion's model package into `dest`; its version info plus "path", or None on a first run."""
     current = champion(cfg)

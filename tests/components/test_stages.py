@@ -391,3 +391,22 @@ def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run,
     assert len(others) == (0 if step in ("log_artifacts", "create_model_version") else 1)
     assert all(not v.aliases and "graft.promotion_reason" not in v.tags for v in others)
     assert registry.download_champion(cfg.registry, tmp_path / "champ")["version"] == 1  # still servable
+
+
+def test_freshness_retrains_only_on_new_data_params_or_code(stage_run, shrunk, tmp_path):
+    from graft.freshness import check
+
+    params, cfg = shrunk
+    same = check(cfg.data.raw, cfg)
+    assert same["retrain"] is False and same["reason"].startswith("no new data: champion v")
+    longer = config.from_dict({**params, "train": {**params["train"], "epochs": 2}})
+    assert check(cfg.data.raw, longer)["reason"].startswith("params hash changed since champion v")
+    grown = tmp_path / "tweets.tab"
+    grown.write_bytes(Path(cfg.data.raw).read_bytes() + b"\n")
+    assert check(grown, cfg)["reason"].startswith("data md5 changed since champion v")
+    write_params(tmp_path, params)
+    # from the repository, like the run that registered the champion: the commit is part of the comparison
+    res = subprocess.run(["graft", "freshness", "--params", str(tmp_path / "params.yaml"), "--out",
+                          str(tmp_path / "f.json")], cwd=Path(__file__).parents[2], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("no new data:")
+    assert read_json(tmp_path / "f.json")["retrain"] is False

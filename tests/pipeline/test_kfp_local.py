@@ -32,8 +32,8 @@ def kfp_run(tmp_path_factory, raw_file):
 def test_every_task_ran_and_the_gate_promoted(kfp_run):
     params, run_dir = kfp_run
     tasks = {p.name for p in run_dir.iterdir()}
-    assert tasks == {"prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate",
-                     "report", "register"}
+    assert tasks == {"freshness", "prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate",
+                     "export", "gate", "report", "register"}
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version
@@ -78,6 +78,17 @@ def test_each_ui_artifact_has_its_kfp_type_and_content(kfp_run):
     assert page.startswith("<!doctype html>") and "Gate verdict" in page and "Backbone ranking" in page
     assert "<b>PASSED (not registered)</b>" in page  # the report task runs before `register`, beside it
     assert "| check | value | 95% CI |" in (run_dir / "gate" / "table").read_text()
+
+
+def test_a_second_run_on_the_same_data_stops_at_freshness(kfp_run):
+    params, first = kfp_run
+    run_dir = run_pipeline(params, first.parent)  # same data, params and code as the champion it registered
+    assert {p.name for p in run_dir.iterdir()} == {"freshness"}
+    decision = json.loads((run_dir / "freshness" / "decision").read_text())
+    assert decision["retrain"] is False and decision["reason"].startswith("no new data: champion v")
+    assert outputs(run_dir, "freshness")["parameterValues"]["Output"] == ""
+    prepared = outputs(first, "prepare")["artifacts"]["splits"]["artifacts"][0]["metadata"]
+    assert prepared["data_md5"] == decision["data_md5"]  # the first run's cache key carried the content hash
 
 
 def test_failing_gate_skips_registration(tmp_path, raw_file):

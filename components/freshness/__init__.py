@@ -1,0 +1,1 @@
+"""The `freshness` KFP component."""

@@ -104,9 +104,11 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace, init_from: str) -> int:
-    from graft import train
+    from graft import distributed, train
 
     result = train.run(args.splits, args.selection, args.out, _cfg(args), init_from, args.metrics, args.history)
+    if not distributed.world().main:  # data-parallel workers: rank 0 reports
+        return 0
     if result["resumed_from"]:
         where = result["resumed_from"]
         print(f"resumed from the checkpoint at epoch {where['epoch']}, batch {where['batch']}")

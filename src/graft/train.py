@@ -21,11 +21,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from graft import checkpoint, optim
+from graft import checkpoint, distributed, optim
 from graft import model as gm
 from graft.artifacts import atomic_dir
 from graft.config import Candidate, Config
 from graft.data import example_keys, examples
+from graft.errors import GraftError
 from graft.evaluate import label_ids, scores
 from graft.hardware import Hardware, resolve
 
@@ -159,9 +160,10 @@ class Loop:
     """One training run's moving parts; `state()` / `restore()` make it resumable."""
 
     def __init__(self, model: gm.Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
-                 steps_per_epoch: int, hw: Hardware):
+                 steps_per_epoch: int, hw: Hardware, net=None, world: distributed.World = distributed.World()):
         t = cfg.train
         self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
+        self.net, self.world = net or model, world  # net: what the training step calls (DDP with several workers)
         self.opt = optim.optimizer(model, t)
         self.sched = optim.scheduler(self.opt, t, steps_per_epoch * t.epochs)
         self.loss_fns = {k: optim.loss_fn(t, ys[k], len(v)) for k, v in tasks.items()}
@@ -196,12 +198,13 @@ class Loop:
         """Run the rest of the current epoch's batches (from `position`), stepping every grad_accum batches."""
         t, run = self.t, self.running
         self.model.train()
-        bar = tqdm(total=len(self.batches), initial=self.position, unit="batch", disable=None,
+        bar = tqdm(total=len(self.batches), initial=self.position, unit="batch",
+                   disable=None if self.world.main else True,
                    desc=f"epoch {self.epoch}/{t.epochs}")
         start = time.perf_counter() - run["seconds"]
         while self.position < len(self.batches):
-            idx = self.batches[self.position]
-            logits = data.logits(self.model, idx, self.tasks)
+            idx = distributed.shard(self.batches[self.position], self.world)
+            logits = data.logits(self.net, idx, self.tasks)
             targets = {k: ys[k][idx].to(self.hw.device) for k in self.tasks}
             loss = sum(self.weights[k] * self.loss_fns[k].to(self.hw.device)(logits[k], targets[k]) for k in self.tasks)
             (loss / t.grad_accum_steps).backward()
@@ -257,7 +260,9 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     ckpt = Path(ckpt) if ckpt else out.with_name(out.name + ".ckpt")
     tasks = tasks or {"label": list(cfg.data.labels)}
     weights = {k: (weights or {}).get(k, 1.0) for k in tasks}
-    hw = resolve(t)
+    world, hw = distributed.setup(resolve(t))
+    if world.size > 1 and t.mode == "feature_extraction":
+        raise GraftError("feature_extraction trains a head on cached features in seconds: run it in one process")
     gen = seed_everything(cfg.seed)
     tokenizer, model = gm.build(candidate, tasks, init_from, t.dropout, t.image_size)
     optim.freeze(model, t)
@@ -268,7 +273,7 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     data, computed = inputs(texts, tokenizer, model, candidate, cfg, init_from, hw)
     val_data, val_computed = inputs(examples(validation), tokenizer, model, candidate, cfg, init_from, hw)
     steps_per_epoch = math.ceil(math.ceil(len(texts) / t.batch_size) / t.grad_accum_steps)
-    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw)
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world)
     fp = checkpoint.fingerprint(t.model_dump(exclude={"threads"}), cfg.seed, candidate.model_dump(), init_from,
                                 tasks, weights, example_keys(texts), {k: v.tolist() for k, v in ys.items()},
                                 example_keys(examples(validation)), {k: v.tolist() for k, v in val_ys.items()})
@@ -277,7 +282,7 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     if state:
         loop.restore(state, gen)
         resumed = {"epoch": loop.epoch, "batch": loop.position, "step": loop.step}
-    save = lambda: checkpoint.save(ckpt, loop.state(gen, fp))  # noqa: E731
+    save = lambda: checkpoint.save(ckpt, loop.state(gen, fp)) if world.main else None  # noqa: E731
     ys_t, stop = {k: torch.tensor(v) for k, v in ys.items()}, False
     while loop.epoch <= t.epochs and not stop:
         if not loop.batches:
@@ -286,8 +291,11 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
         stop = loop.end_epoch(validate(model, val_data, val_ys, loop.loss_fns, weights, tasks))
         if loop.epoch <= t.epochs and not stop:  # after the last epoch the model itself is saved next
             save()
-    return _finish(loop, model, tokenizer, out, ckpt, candidate, init_from, cfg, hw, len(texts),
-                   {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed})
+    result = _finish(loop, model, tokenizer, out, ckpt, candidate, init_from, cfg, hw, len(texts),
+                     {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed,
+                      "workers": world.size})
+    distributed.finish(world)
+    return result
 
 
 def _finish(loop: Loop, model: gm.Classifier, tokenizer, out: Path, ckpt: Path, candidate: Candidate,
@@ -301,9 +309,10 @@ def _finish(loop: Loop, model: gm.Classifier, tokenizer, out: Path, ckpt: Path, 
             "seed": cfg.seed, "best_epoch": loop.best["epoch"]}
     if len(loop.tasks) > 1:
         meta.update(tasks=loop.tasks, task_weights=loop.weights)
-    with atomic_dir(out) as tmp:
-        gm.save(model.cpu(), tokenizer, tmp, meta)
-    shutil.rmtree(ckpt, ignore_errors=True)
+    if loop.world.main:  # one writer among data-parallel workers
+        with atomic_dir(out) as tmp:
+            gm.save(model.cpu(), tokenizer, tmp, meta)
+        shutil.rmtree(ckpt, ignore_errors=True)
     seconds = sum(h["seconds"] for h in loop.history)
     return {"init_from": init_from, "mode": t.mode, "backbone": candidate.name, "train_rows": rows,
             "seconds": round(seconds, 2),
@@ -326,6 +335,8 @@ def run(split_dir: str | Path, selection: str | Path, out: str | Path, cfg: Conf
     splits = read_splits(split_dir)
     result = fit(splits["train"], splits["validation"], selected_candidate(read_json(selection), cfg), cfg,
                  init_from, out)
+    if not distributed.world().main:
+        return result
     write_json(metrics, result)
     if history:
         write_json(history, [{"init_from": init_from, **row} for row in result["history"]])

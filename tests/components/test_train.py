@@ -113,6 +113,34 @@ def test_a_sigkilled_run_resumes_to_the_same_model(shrunk, stage_run, tmp_path):
     assert not (tmp_path / "killed.ckpt").exists()  # removed once the model is safely written
 
 
+def test_two_data_parallel_workers_train_like_one_process(shrunk, stage_run, tmp_path):
+    """torchrun, 2 CPU workers (DDP over gloo), against one process: same steps, metrics within 0.05."""
+    import sys
+    from pathlib import Path
+
+    params, _ = shrunk
+    p = json.loads(json.dumps(params))
+    p["train"].update(epochs=2, learning_rate=3e-4)  # enough to learn something: the comparison means more
+    write_params(tmp_path, p)
+    args = ["--splits", str(stage_run["splits"]), "--selection", str(stage_run["select"])]
+
+    def train_args(name):
+        return ["train", *args, "--out", str(tmp_path / name), "--metrics", str(tmp_path / f"{name}.json")]
+
+    subprocess.run(["graft", *train_args("one")], cwd=tmp_path, check=True, capture_output=True)
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    res = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", "-m", "graft.cli", *train_args("two")],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    one, two = read_json(tmp_path / "one.json"), read_json(tmp_path / "two.json")
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert two["optimizer_steps"] == one["optimizer_steps"]  # each worker takes half of every batch
+    assert abs(two["val_accuracy"] - one["val_accuracy"]) <= 0.05 and two["val_accuracy"] > 0.6
+    assert abs(two["val_macro_f1"] - one["val_macro_f1"]) <= 0.05
+    assert res.stdout.count("pretrained minilm") == 1  # rank 0 alone reports and writes
+    assert (tmp_path / "two" / "model.safetensors").is_file() and not (tmp_path / "two.ckpt").exists()
+
+
 def test_multi_task_shares_the_backbone_and_reports_each_task(shrunk, stage_run, tmp_path):
     from graft import model as gm
 

@@ -70,3 +70,32 @@ def test_the_params_configmap_is_generated_from_params_yaml(tmp_path):
     assert fresh == DEFAULT_CONFIGMAP.read_text(), "infra/k8s/configmap-params.yaml is stale: run `make kfp-compile`"
     inside = yaml.safe_load(documents(DEFAULT_CONFIGMAP)[0]["data"]["params.yaml"])
     assert inside == yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_the_pytorchjob_matches_the_training_sdk_model_and_its_pods_are_valid():
+    """kubernetes-validate only warns on custom resources: the PyTorchJob is checked against kubeflow-training."""
+    import json
+
+    import kubernetes_validate
+    from kubeflow.training.api_client import ApiClient
+
+    api = ApiClient()
+
+    def round_trip(doc: dict) -> dict:  # unknown or mistyped fields do not survive the SDK's model
+        return api.sanitize_for_serialization(api._ApiClient__deserialize(doc, "KubeflowOrgV1PyTorchJob"))
+
+    job = documents(ROOT / "infra" / "kubeflow" / "pytorchjob.yaml")[0]
+    assert round_trip(job) == json.loads(json.dumps(job))
+    typo = json.loads(json.dumps(job))
+    typo["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    assert round_trip(typo) != typo  # an unknown field is dropped by the model, so the job would differ
+    typo["spec"]["pytorchReplicaSpecs"]["Worker"]["replicas"] = "two"
+    with pytest.raises(ValueError):
+        round_trip(typo)
+    for role, replica in job["spec"]["pytorchReplicaSpecs"].items():
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"graft-{role.lower()}"},
+               "spec": replica["template"]["spec"]}
+        kubernetes_validate.validate(pod, KUBERNETES, strict=True)
+        container = pod["spec"]["containers"][0]
+        assert container["command"][:2] == ["graft", "train"] and container["securityContext"]["capabilities"] == {
+            "drop": ["ALL"]}

@@ -38,42 +38,58 @@ def raw_file(tmp_path_factory) -> Path:
     return materialize(tmp_path_factory.mktemp("raw") / "election-tweets-2016.tab")
 
 
-@pytest.fixture(scope="session")
-def shrunk(tmp_path_factory, raw_file):
-    """(params dict, Config) of the shrunk pipeline, with its own registry folder."""
+def _shrunk(tmp_path_factory, name: str, make_params, raw: Path):
     from graft import config
 
-    folder = tmp_path_factory.mktemp("shrunk")
-    params = shrunk_params(folder)
-    params["data"]["raw"] = str(raw_file)
+    folder = tmp_path_factory.mktemp(name)
+    params = make_params(folder)
+    params["data"]["raw"] = str(raw)
     return params, config.load(write_params(folder, params))
 
 
 @pytest.fixture(scope="session")
-def stage_run(tmp_path_factory, shrunk):
-    """Every stage of the library, in order, on the shrunk config; returns the paths they wrote."""
-    from graft import evaluate, export, gate, prepare, registry, select, selfcheck, train
+def shrunk(tmp_path_factory, raw_file):
+    """(params dict, Config) of the shrunk pipeline, with its own registry folder."""
+    return _shrunk(tmp_path_factory, "shrunk", shrunk_params, raw_file)
+
+
+def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
+    """Every stage of the library, in order, into `out`; the paths they wrote and the gate's verdict.
+
+    `audit`: evaluate also scores selfcheck's runners-up against the ranking.
+    """
+    from graft import evaluate, export, gate, prepare, select, selfcheck, train
     from graft.artifacts import read_json, write_json
     from graft.data import read_splits
     from graft.validate import validate_tables
 
-    _, cfg = shrunk
-    out = tmp_path_factory.mktemp("run")
     p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
     p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
                                                       "export")})
     prepare.prepare(cfg.data.raw, p["splits"], cfg)
-    assert validate_tables(read_splits(p["splits"]), cfg).passed
+    report = validate_tables(read_splits(p["splits"]), cfg)
+    assert report.passed, [c for c in report.checks if not c.passed]
     write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
     train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
     train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
     selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
-    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"], selection=p["select"],
-                 selfcheck=p["runners_up"])
+    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"],
+                 **({"selection": p["select"], "selfcheck": p["runners_up"]} if audit else {}))
     export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
-    verdict = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
+    p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
+    return p
+
+
+@pytest.fixture(scope="session")
+def stage_run(tmp_path_factory, shrunk):
+    """Every stage of the library on the shrunk config, the candidate registered; returns the paths they wrote."""
+    from graft import registry
+    from graft.artifacts import read_json
+
+    _, cfg = shrunk
+    p = run_every_stage(cfg, tmp_path_factory.mktemp("run"))
     p["registered"] = registry.promote(p["onnx"], p["splits"], cfg, read_json(p["evaluate"]),
-                                       read_json(p["export"]), verdict)
+                                       read_json(p["export"]), p["verdict"])
     return p
 
 
@@ -90,9 +106,4 @@ def image_raw(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def image_shrunk(tmp_path_factory, image_raw):
     """(params dict, Config) of the shrunk image pipeline, with its own registry folder."""
-    from graft import config
-
-    folder = tmp_path_factory.mktemp("image-shrunk")
-    params = shrunk_image_params(folder)
-    params["data"]["raw"] = str(image_raw)
-    return params, config.load(write_params(folder, params))
+    return _shrunk(tmp_path_factory, "image-shrunk", shrunk_image_params, image_raw)

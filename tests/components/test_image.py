@@ -10,31 +10,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from graft import config, evaluate, export, gate, prepare, registry, select, selfcheck, train, vision
-from graft.artifacts import read_json, write_json
+from graft import config, prepare, registry, vision
+from graft.artifacts import read_json
 from graft.data import read_splits, read_table
 from graft.validate import validate_tables
+from tests.fixtures import run_every_stage
 
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory, image_shrunk):
-    """Every stage, in order, on the shrunk image config; returns the paths they wrote."""
-    _, cfg = image_shrunk
-    out = tmp_path_factory.mktemp("image-run")
-    p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
-    p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
-                                                      "export")})
-    prepare.prepare(cfg.data.raw, p["splits"], cfg)
-    report = validate_tables(read_splits(p["splits"]), cfg)
-    assert report.passed, [c for c in report.checks if not c.passed]
-    write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
-    train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
-    train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
-    selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
-    evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"])
-    export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
-    p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
-    return p
+    """Every stage, in order, on the shrunk image config; returns the paths they wrote and the verdict."""
+    return run_every_stage(image_shrunk[1], tmp_path_factory.mktemp("image-run"), audit=False)
 
 
 def png(arr: np.ndarray) -> bytes:

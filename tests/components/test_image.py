@@ -170,3 +170,29 @@ def test_registry_keeps_image_models_under_their_own_name(image_run, image_shrun
                            read_json(image_run["export"]), image_run["verdict"])
     assert reg["model_name"] == "graft-image"
     assert registry.champion(cfg.registry)["version"] == reg["version"]
+
+
+@pytest.mark.parametrize("mode", ["feature_extraction", "partial"])
+def test_the_other_transfer_modes_train_image_backbones(image_run, image_shrunk, tmp_path, mode):
+    import torch
+    from safetensors.torch import load_file
+
+    from graft import train
+    from graft.select import selected_candidate
+
+    params, _ = image_shrunk
+    cfg = config.from_dict({**params, "train": {**params["train"], "mode": mode, "unfreeze_top": 2,
+                                                "head_learning_rate": 1e-3}})
+    splits = read_splits(image_run["splits"])
+    cand = selected_candidate(read_json(image_run["select"]), cfg)
+    result = train.fit(splits["train"], splits["validation"], cand, cfg, "pretrained", tmp_path / "m")
+    assert result["mode"] == mode and result["features_computed"] == (130 if mode == "feature_extraction" else 0)
+    trained = load_file(str(tmp_path / "m" / "model.safetensors"))
+    from graft import model as gm
+
+    start = gm.build_image(cand, len(cfg.data.labels), "pretrained", 0.0, cfg.train.image_size)[1]
+    fresh, last = start.state_dict(), len(start.encoder._blocks) - 1
+    frozen = "encoder._conv_stem.weight"  # the stem is frozen in both modes
+    assert torch.equal(trained[frozen], fresh[frozen])
+    top = next(k for k in trained if k.startswith(f"encoder._blocks.{last}.") and k.endswith("conv.weight"))
+    assert torch.equal(trained[top], fresh[top]) == (mode == "feature_extraction")  # partial trains the top block

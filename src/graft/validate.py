@@ -138,12 +138,8 @@ def _image_content(cfg: Config, against_train: bool) -> list[Any]:
         ex.ExpectColumnValuesToBeBetween(column="pixel_range", min_value=1, meta={"check": "image_not_blank"}),
         ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="sha", min_value=1 - v.max_duplicate_fraction,
                                                            meta={"check": "exact_duplicates"}),
-        ex.ExpectColumnValuesToNotBeNull(column="label", meta={"check": "label_not_null"}),
-        ex.ExpectColumnValuesToBeInSet(column="label", value_set=list(cfg.data.labels), meta={"check": "label_in_set"}),
     ]
-    if against_train:
-        items.append(ex.ExpectColumnValuesToBeNull(column="leaked", meta={"check": "no_train_overlap"}))
-    return items
+    return items + _labels_and_leakage(cfg, against_train)
 
 
 def _structure(df: pd.DataFrame, cfg: Config) -> list[Any]:
@@ -171,12 +167,24 @@ def _content(cfg: Config, against_train: bool) -> list[Any]:
                                                            meta={"check": "exact_duplicates"}),
         ex.ExpectColumnProportionOfUniqueValuesToBeBetween(column="text_norm", min_value=unique,
                                                            meta={"check": "normalized_duplicates"}),
+    ]
+    return items + _labels_and_leakage(cfg, against_train)
+
+
+def _labels_and_leakage(cfg: Config, against_train: bool) -> list[Any]:
+    """The checks both modalities share: labels present and known; held-out rows not in train.
+
+    `leaked` holds the example's key (normalized text or image hash) where it also occurs in train (see
+    validate_tables): a set lookup in pandas, since an 80k-value `value_set` in GX costs ~15 s per 100k rows.
+    """
+    import great_expectations as gx
+
+    ex = gx.expectations
+    items = [
         ex.ExpectColumnValuesToNotBeNull(column="label", meta={"check": "label_not_null"}),
         ex.ExpectColumnValuesToBeInSet(column="label", value_set=list(cfg.data.labels), meta={"check": "label_in_set"}),
     ]
     if against_train:
-        # `leaked` holds the normalized text where it also occurs in train (see validate_tables): a set lookup in
-        # pandas, since an 80k-value `value_set` inside the expectation costs GX ~15 s per 100k rows.
         items.append(ex.ExpectColumnValuesToBeNull(column="leaked", meta={"check": "no_train_overlap"}))
     return items
 

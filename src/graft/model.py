@@ -292,11 +292,11 @@ def batches(texts: list[str], size: int):
 def predict_logits(model: Classifier, tokenizer, texts: list, max_length: int, batch_size: int) -> np.ndarray:
     """fp32 logits for `texts` (or encoded images, with an ImageProcessor as `tokenizer`), batch by batch."""
     model.eval()
-    out = []
+    device, out = next(model.parameters()).device, []  # the model's device: CPU, or a GPU it was moved to
     for chunk in batches(texts, batch_size):
         if isinstance(tokenizer, ImageProcessor):
-            out.append(model(tokenizer(chunk)).float().numpy())
+            out.append(model(tokenizer(chunk).to(device)).float().cpu().numpy())
             continue
-        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        out.append(model(enc["input_ids"], enc["attention_mask"]).float().numpy())
+        enc = tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
+        out.append(model(enc["input_ids"], enc["attention_mask"]).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, model.head.out_features), dtype=np.float32)

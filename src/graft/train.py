@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from graft import checkpoint, distributed, optim
+from graft import checkpoint, distributed, dropout, optim
 from graft import model as gm
 from graft.artifacts import atomic_dir
 from graft.config import Candidate, Config
@@ -266,6 +266,8 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     gen = seed_everything(cfg.seed)
     tokenizer, model = gm.build(candidate, tasks, init_from, t.dropout, t.image_size)
     optim.freeze(model, t)
+    if hw.device.type == "cpu":
+        dropout.install(model)
     model.to(hw.device)
     texts = examples(train)
     ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
@@ -282,15 +284,19 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     if state:
         loop.restore(state, gen)
         resumed = {"epoch": loop.epoch, "batch": loop.position, "step": loop.step}
-    save = lambda: checkpoint.save(ckpt, loop.state(gen, fp)) if world.main else None  # noqa: E731
+    writer = checkpoint.Writer()
+    save = lambda: writer.submit(ckpt, loop.state(gen, fp)) if world.main else None  # noqa: E731
     ys_t, stop = {k: torch.tensor(v) for k, v in ys.items()}, False
-    while loop.epoch <= t.epochs and not stop:
-        if not loop.batches:
-            loop.batches = bucketed(data.lengths(), t.batch_size, gen)
-        loop.train_batches(data, ys_t, save)
-        stop = loop.end_epoch(validate(model, val_data, val_ys, loop.loss_fns, weights, tasks))
-        if loop.epoch <= t.epochs and not stop:  # after the last epoch the model itself is saved next
-            save()
+    try:
+        while loop.epoch <= t.epochs and not stop:
+            if not loop.batches:
+                loop.batches = bucketed(data.lengths(), t.batch_size, gen)
+            loop.train_batches(data, ys_t, save)
+            stop = loop.end_epoch(validate(model, val_data, val_ys, loop.loss_fns, weights, tasks))
+            if loop.epoch <= t.epochs and not stop:  # after the last epoch the model itself is saved next
+                save()
+    finally:
+        writer.wait()  # before the checkpoint is removed, or the run ends
     result = _finish(loop, model, tokenizer, out, ckpt, candidate, init_from, cfg, hw, len(texts),
                      {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed,
                       "workers": world.size})

@@ -1,0 +1,112 @@
+"""Dropout for CPU training: the same masks as torch's, drawn about 3x cheaper.
+
+On CPU, torch draws every dropout mask element with its own Bernoulli sample from the Mersenne Twister: 1.9 ms
+for one 32 x 36 x 384 activation here, 18% of a MiniLM training step (20 dropouts a step, attention included).
+`keep_mask` takes 64-bit draws from the same generator instead and splits each into four 15-bit lanes, kept when
+the lane is at least round(p * 2^15): a keep probability exact to 1/32768 (p = 0.1 becomes 0.100006). Seeding,
+determinism and the RNG state in checkpoints work as before, because the draws come from torch's default
+generator. `install` swaps a model's `nn.Dropout` modules and, for a transformers encoder, its attention (whose
+dropout happens inside scaled-dot-product attention) for these; on CUDA, and in eval mode, torch's own run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+ATTENTION = "graft_cpu_dropout"  # the name it is registered under in transformers' AttentionInterface
+LANE_MASK, LANE_SPAN = 0x7FFF, 1 << 15  # int64 random_() spans [0, 2^63): 15 uniform bits in each 16-bit lane
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
+    """A bool mask of `shape`, True with probability 1 - p (to 1/32768), from torch's default CPU generator."""
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
+    lanes = words.view(torch.int16)[:n].view(shape)
+    return (lanes & LANE_MASK) >= round(p * LANE_SPAN)
+
+
+class _MaskedScale(torch.autograd.Function):
+    """x * mask / (1 - p), with the same mask applied to the gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(mask)
+        ctx.scale = scale
+        return x.mul(mask).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (mask,) = ctx.saved_tensors
+        return grad.mul(mask).mul_(ctx.scale), None, None
+
+
+def drop(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Inverted dropout: the cheap masks on CPU, torch's dropout elsewhere."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return nn.functional.dropout(x, p, True)
+    return _MaskedScale.apply(x, keep_mask(x.shape, p), 1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout with the cheap CPU masks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Drop with probability p in training mode; identity in eval mode."""
+        return drop(x, self.p, self.training)
+
+
+def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+              attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+              **kwargs) -> tuple[torch.Tensor, None]:
+    """SDPA attention as transformers runs it, except when training on CPU with attention dropout.
+
+    Then: softmax(q k^T * scaling + mask) in fp32, the cheap dropout, times v. Without it, torch's SDPA runs its
+    math path on CPU (it has no fused kernel with dropout), which also upcasts bf16 to fp32 for both products.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if not (module.training and dropout > 0.0 and query.device.type == "cpu"):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    scores = torch.matmul(query, key.transpose(-2, -1)).float() * (scaling or query.shape[-1] ** -0.5)
+    if attention_mask is not None:
+        if attention_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        else:
+            scores = scores + attention_mask
+    probs = drop(scores.softmax(-1), dropout).to(value.dtype)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+
+
+def _register() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    AttentionInterface.register(ATTENTION, attention)
+    AttentionMaskInterface.register(ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+
+
+def install(model: nn.Module) -> nn.Module:
+    """Swap `model`'s dropouts (and a transformers encoder's SDPA attention) for the cheap CPU ones, in place.
+
+    Saved models do not change: the weights are the same tensors, and a saved config does not name the attention.
+    """
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if type(child) is nn.Dropout:
+                setattr(parent, name, Dropout(child.p, child.inplace))
+    encoder = getattr(model, "encoder", None)
+    config = getattr(encoder, "config", None)
+    if config is not None and getattr(config, "_attn_implementation", None) == "sdpa":
+        _register()
+        encoder.set_attn_implementation(ATTENTION)
+    return model
+

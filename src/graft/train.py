@@ -214,7 +214,8 @@ class Loop:
             run["seen"] += len(idx)
             self.position += 1
             if self.position % t.grad_accum_steps == 0 or self.position == len(self.batches):
-                torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], 1.0)
+                trainable = [p for p in self.model.parameters() if p.requires_grad]
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0, foreach=True)  # one call, not one per tensor
                 self.opt.step()
                 self.sched.step()
                 self.opt.zero_grad(set_to_none=True)

@@ -70,7 +70,8 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if not (module.training and dropout > 0.0 and query.device.type == "cpu"):
+    causal = kwargs.get("is_causal") or getattr(module, "is_causal", False)  # encoders only: decoders keep SDPA
+    if causal or not (module.training and dropout > 0.0 and query.device.type == "cpu"):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads

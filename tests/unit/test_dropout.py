@@ -101,3 +101,15 @@ def test_install_swaps_every_dropout_and_leaves_eval_outputs_unchanged():
     torch.manual_seed(5)
     b = net(ids, mask)
     assert torch.equal(a, b) and not torch.allclose(a, before)  # training: dropped, and reproducible per seed
+
+
+def test_causal_attention_is_left_to_sdpa(monkeypatch):
+    def fail(shape, p):
+        raise AssertionError("the cheap path must not run for a causal (decoder) attention")
+
+    monkeypatch.setattr(gd, "keep_mask", fail)
+    module = nn.Module().train()
+    module.is_causal = True
+    q = torch.randn(1, 2, 4, 8)
+    out, _ = gd.attention(module, q, q, q, None, dropout=0.1)
+    assert out.shape == (1, 4, 2, 8)

@@ -79,6 +79,8 @@ class Inputs:
     def padded(self, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask for `idx`, padded to the longest of them."""
         width = max(len(self.ids[i]) for i in idx)
+        if self.hw.device.type == "cuda":  # cuDNN attention builds a plan per shape: 12 s in a first epoch with
+            width = -(-width // 8) * 8     # one shape per length, on an H200; multiples of 8 leave a few shapes
         ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):

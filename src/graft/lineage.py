@@ -17,15 +17,31 @@ def params_hash(cfg: Config) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+CODE = (":/src", ":/components", ":/pipelines")  # what builds the model; params and data have hashes of their own
+
+
 def git_commit(cwd: str | Path = ".") -> str:
-    """The current commit (with `-dirty` when the tree has changes), or `unknown` outside git."""
+    """The current commit, or `unknown` outside git.
+
+    When src/, components/ or pipelines/ differ from it (edited or new files), `-dirty-` and a hash of those
+    differences follow, so two different edits on one commit are two code versions for freshness and lineage.
+    Other changes (the metrics and dvc.lock a run rewrites) leave the commit as it is.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True)
+        sha = git("rev-parse", "HEAD").strip()
+        diff = git("diff", "HEAD", "--binary", "--", *CODE)
+        new = sorted(filter(None, git("ls-files", "--others", "--exclude-standard", "-z", "--", *CODE).split("\0")))
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    if not diff and not new:
+        return sha
+    digest = hashlib.sha256(diff.encode())
+    for name in new:
+        digest.update(name.encode() + b"\0" + (Path(cwd) / name).read_bytes())
+    return f"{sha}-dirty-{digest.hexdigest()[:8]}"
 
 
 def tags(cfg: Config, split_dir: str | Path, package_meta: dict, verdict: dict) -> dict[str, str]:

@@ -59,8 +59,8 @@ class Writer:
 
     `submit` copies the state first (about 0.1 s for MiniLM's 270 MB of weights and optimizer moments), so the
     next optimizer steps cannot change what is written, then returns; writing it took 0.4-0.6 s a checkpoint
-    here. One write at a time: `submit` and `close` wait for the previous one and re-raise its error. The rename
-    stays atomic, so a kill mid-write leaves the previous checkpoint in place.
+    here. One write at a time: `submit` first calls `wait`, which blocks until the write in flight is done and
+    re-raises its error. The rename stays atomic, so a kill mid-write leaves the previous checkpoint in place.
     """
 
     def __init__(self):

@@ -64,6 +64,8 @@ def check(modality: str, args) -> dict:
     from graft.predict import Package
 
     cfg, raw = configure(modality, args)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()  # each modality's own peak
     work = Path(args.work) / modality
     counts = prepare.prepare(raw, work / "splits", cfg)
     splits = read_splits(work / "splits")

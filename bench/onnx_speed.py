@@ -38,13 +38,14 @@ def main() -> None:
     ap.add_argument("--splits", default="data/prepared")
     args = ap.parse_args()
 
-    from graft import model as gm
-    from graft.data import read_splits
-    from graft.predict import MODEL_FILES, Package
+    from graft import modalities as gm
+    from graft.data.tables import read_splits
+    from graft.models.classifier import predict_logits
+    from graft.serve.predict import MODEL_FILES, Package
 
     test = read_splits(args.splits)["test"]
     texts = test["text"].astype(str).tolist()
-    tokenizer, net, meta = gm.load(args.model)
+    tokenizer, net, meta = gm.load_model(args.model)
     y = np.array([meta["labels"].index(v) for v in test["label"].astype(str)])
 
     # The child reports its own peak (VmHWM of its address space): getrusage's maxrss would also count the parent's
@@ -61,7 +62,7 @@ def main() -> None:
     predict_rss = int(res.stderr.strip().splitlines()[-1]) / 1024
 
     def torch_fn(chunk):
-        return gm.predict_logits(net, tokenizer, chunk, meta["max_length"], len(chunk))
+        return predict_logits(net, tokenizer, chunk, len(chunk))
 
     runtimes = {"pytorch fp32": torch_fn, **{f"onnx {k}": Package(args.package, k).logits for k in MODEL_FILES}}
     sizes = {"pytorch fp32": (Path(args.model) / gm.WEIGHTS).stat().st_size / 2**20,

@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from graft import config, select, train
-from graft import model as gm
-from graft.data import read_splits
-from graft.hardware import resolve
-from graft.logme import logme
+from graft import train
+from graft.core import config
+from graft.core.hardware import resolve
+from graft.data.tables import read_splits
+from graft.metrics.logme import logme
+from graft.modalities.text.model import load_encoder
+from graft.select import ranking as select
 
 
 def main() -> None:
@@ -36,7 +38,7 @@ def main() -> None:
     base = config.load(args.params)
     splits = read_splits(args.splits)
     # imports and first-call setup (model classes, bf16 kernels, scikit-learn, the LogME solver) before any clock starts
-    tok, enc = gm.load_encoder(base.select.candidates[0])
+    tok, enc = load_encoder(base.select.candidates[0])
     warm = tok(["a warm-up text"] * 4, return_tensors="pt")
     with torch.inference_mode(), resolve(base.train).autocast():
         enc(input_ids=warm["input_ids"], attention_mask=warm["attention_mask"])

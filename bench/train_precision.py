@@ -8,7 +8,11 @@ import time
 
 import torch
 
-from graft import config, data, model, prepare
+from graft import modalities
+from graft.core import config
+from graft.data import prepare
+from graft.data import tables as data
+from graft.modalities.text.data import default_source
 
 
 def step_seconds(net, tok, texts, labels, precision: str, steps: int) -> float:
@@ -19,7 +23,7 @@ def step_seconds(net, tok, texts, labels, precision: str, steps: int) -> float:
         enc = tok(texts, padding="max_length", truncation=True, max_length=64, return_tensors="pt")
         start = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            logits = net(enc["input_ids"], enc["attention_mask"])
+            logits = net(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         loss = torch.nn.functional.cross_entropy(logits.float(), labels)
         opt.zero_grad()
         loss.backward()
@@ -36,12 +40,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     args = ap.parse_args()
     cfg = config.load(args.params)
-    rows = prepare.clean(data.read_table(data.default_source(), cfg.data)).head(32)
+    rows = prepare.clean(data.read_table(default_source(), cfg.data), "text").head(32)
     labels = torch.tensor([cfg.data.labels.index(v) for v in rows["label"]])
     result = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
-        tok, net = model.build(cfg.select.candidates[0], cfg.data.labels, "pretrained", 0.1)
+        proc, net = modalities.get("text").build(cfg.select.candidates[0], {"label": len(cfg.data.labels)},
+                                                  "pretrained", cfg)
+        tok = proc.tokenizer
         result[precision] = step_seconds(net.train(), tok, rows["text"].tolist(), labels, precision, args.steps)
         print(f"{precision}: {result[precision]:.3f} s/step (batch 32 x 64 tokens, {torch.get_num_threads()} threads)")
     print(f"bf16 speed-up over fp32: {result['fp32'] / result['bf16']:.2f}x")

@@ -37,8 +37,8 @@ CONTENDERS = ("graft", "trainer-fp32", "trainer-bf16", "trainer-fp32-duties", "t
 
 def setup(args):
     """Config, splits and the full-depth candidate."""
-    from graft import config
-    from graft.data import read_splits
+    from graft.core import config
+    from graft.data.tables import read_splits
 
     base = config.load(args.params).to_dict()
     base["train"].update(epochs=args.epochs, mode="finetune", early_stopping_patience=None)
@@ -49,17 +49,18 @@ def setup(args):
 
 def test_accuracy(net, tok, cfg, test) -> float:
     """Accuracy of a trained classifier on the test split."""
-    from graft import model as gm
-    from graft.evaluate import label_ids
+    from graft.metrics.scores import label_ids
+    from graft.models.classifier import predict_logits
 
-    logits = gm.predict_logits(net.cpu().eval(), tok, test["text"].tolist(), cfg.train.max_length, 64)
+    logits = predict_logits(net.cpu().eval(), tok, test["text"].tolist(), 64)
     return float((logits.argmax(1) == label_ids(test["label"], list(cfg.data.labels))).mean())
 
 
 def run_graft(cfg, splits, cand, out: Path, mode: str = "finetune") -> dict:
     """The graft loop, exactly as the `train` stage calls it."""
-    from graft import config, train
-    from graft import model as gm
+    from graft import modalities as gm
+    from graft import train
+    from graft.core import config
 
     if mode == "feature_extraction":
         raw = cfg.to_dict()
@@ -68,7 +69,7 @@ def run_graft(cfg, splits, cand, out: Path, mode: str = "finetune") -> dict:
     start = time.perf_counter()
     result = train.fit(splits["train"], splits["validation"], cand, cfg, "pretrained", out)
     seconds = time.perf_counter() - start
-    tok, net, _ = gm.load(out)
+    tok, net, _ = gm.load_model(out)
     return {"seconds": seconds, "train_seconds": result["seconds"], "precision": result["precision"],
             "accuracy": test_accuracy(net, tok, cfg, splits["test"])}
 
@@ -79,13 +80,14 @@ def run_trainer(cfg, splits, cand, out: Path, bf16: bool, duties: bool) -> dict:
     from sklearn.metrics import f1_score
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from graft import model as gm
-    from graft.evaluate import label_ids
+    from graft import modalities as gm
+    from graft.metrics.scores import label_ids
 
     t = cfg.train
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    tok, net = gm.build(cand, list(cfg.data.labels), "pretrained", t.dropout)
+    proc, net = gm.get("text").build(cand, {"label": len(cfg.data.labels)}, "pretrained", cfg)
+    tok = proc.tokenizer
 
     class WithLoss(torch.nn.Module):
         def __init__(self):
@@ -93,7 +95,7 @@ def run_trainer(cfg, splits, cand, out: Path, bf16: bool, duties: bool) -> dict:
             self.net = net
 
         def forward(self, input_ids, attention_mask, labels=None):
-            logits = self.net(input_ids, attention_mask)
+            logits = self.net(input_ids=input_ids, attention_mask=attention_mask)
             return {"loss": torch.nn.functional.cross_entropy(logits.float(), labels), "logits": logits}
 
     def rows(split):
@@ -120,7 +122,7 @@ def run_trainer(cfg, splits, cand, out: Path, bf16: bool, duties: bool) -> dict:
     trainer.train()
     end = time.perf_counter()
     return {"seconds": end - start, "train_seconds": end - loop_start, "precision": "bf16" if bf16 else "fp32",
-            "accuracy": test_accuracy(net, tok, cfg, splits["test"])}
+            "accuracy": test_accuracy(net, proc, cfg, splits["test"])}
 
 
 def child(args) -> None:
@@ -155,10 +157,10 @@ def _timed(fn) -> float:
 
 def training_flops(args) -> float:
     """Useful training FLOPs: 6 x non-embedding params x real tokens, plus attention products (fwd + bwd)."""
-    from graft import model as gm
+    from graft.modalities.text.model import load_encoder
 
     cfg, splits, cand = setup(args)
-    tok, enc = gm.load_encoder(cand)
+    tok, enc = load_encoder(cand)
     c = enc.config
     params = sum(p.numel() for n, p in enc.named_parameters() if "embeddings" not in n)
     lengths = [len(i) for i in tok(splits["train"]["text"].tolist(), truncation=True,
@@ -185,7 +187,7 @@ def main() -> None:
                str(args.epochs), "--child", name]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         results[name] = json.loads(out.split("RESULT ", 1)[1])
-    from graft.data import read_splits
+    from graft.data.tables import read_splits
 
     n = len(read_splits(args.splits)["train"]) * args.epochs
     flops = training_flops(args)

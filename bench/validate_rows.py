@@ -9,13 +9,16 @@ import time
 
 import pandas as pd
 
-from graft import config, data, prepare
-from graft.validate import validate_tables
+from graft.core import config
+from graft.data import prepare
+from graft.data import tables as data
+from graft.data.validate import validate_tables
+from graft.modalities.text.data import default_source
 
 
 def corpus(rows: int, cfg: config.Config) -> pd.DataFrame:
     """`rows` distinct texts built from the real corpus (each tweet suffixed with a running number)."""
-    base = prepare.clean(data.read_table(data.default_source(), cfg.data))[["text", "label"]]
+    base = prepare.clean(data.read_table(default_source(), cfg.data), "text")[["text", "label"]]
     reps = -(-rows // len(base))
     frames = [base.assign(text=base["text"] + f" #{i}") for i in range(reps)]
     return pd.concat(frames, ignore_index=True).head(rows)

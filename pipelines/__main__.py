@@ -1,4 +1,4 @@
-"""`python -m pipelines compile|run`: compile the KFP pipeline to YAML, or run it locally with kfp.local."""
+"""`python -m graft_kfp.pipelines compile|run`: compile the KFP pipeline to YAML, or run it locally with kfp.local."""
 
 import argparse
 import sys
@@ -10,7 +10,7 @@ DEFAULT_CONFIGMAP = Path(__file__).parent.parent / "infra" / "k8s" / "configmap-
 
 def local_config(params: str) -> dict:
     """params.yaml as a mapping, with project-relative paths made absolute for tasks that run elsewhere."""
-    from graft import config
+    from graft.core import config
 
     raw = config.load(params).to_dict()
     root = Path(params).resolve().parent
@@ -43,15 +43,15 @@ def params_configmap(params: str, out: Path = DEFAULT_CONFIGMAP) -> Path:
 
 def compile_yaml(params: str, out: Path, image: str | None = None) -> Path:
     """Compile the pipeline for a cluster with params.yaml as the default `config` (and `image` for every task)."""
+    from graft_kfp.pipelines.graft_pipeline import create_pipeline
     from kfp import compiler
 
-    from graft import config
-    from pipelines.graft_pipeline import create_pipeline
+    from graft.core import config
 
     out.parent.mkdir(parents=True, exist_ok=True)
     compiler.Compiler().compile(create_pipeline(config.load(params).to_dict(), cluster=True), str(out))
     if image:  # every task runs the graft image: point them at the one you pushed
-        from components import BASE_IMAGE
+        from graft_kfp.components import BASE_IMAGE
 
         out.write_text(out.read_text().replace(f"image: {BASE_IMAGE}\n", f"image: {image}\n"))
     return out
@@ -85,9 +85,8 @@ def run_local(params: str, root: Path, engine: str = "subprocess") -> Path:
     podman's socket). With `docker` only the pipeline root is shared with the containers: the data, registry and
     caches the params name must lie inside it. Returns the run's folder (one sub-folder per task, its artifacts).
     """
+    from graft_kfp.pipelines.graft_pipeline import create_pipeline
     from kfp import local
-
-    from pipelines.graft_pipeline import create_pipeline
 
     cfg = local_config(params)
     root = root.resolve()
@@ -106,8 +105,8 @@ def run_local(params: str, root: Path, engine: str = "subprocess") -> Path:
 
 def local_summary(run_dir: Path, params: str) -> str:
     """The same summary as `make run` prints, read from a kfp.local run's artifacts."""
-    from graft import config
-    from graft.artifacts import read_json
+    from graft.core import config
+    from graft.core.artifacts import read_json
     from graft.report import render
 
     def art(task: str, name: str):
@@ -155,7 +154,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None, prog: str = "python -m pipelines") -> int:
+def main(argv=None, prog: str = "python -m graft_kfp.pipelines") -> int:
     """Parse the command line and run it."""
     args = _parser(prog).parse_args(argv)
     if args.cmd == "compile":
@@ -166,11 +165,11 @@ def main(argv=None, prog: str = "python -m pipelines") -> int:
         print(local_summary(run_dir, args.params), end="")
         print(f"task artifacts  : {run_dir}")
     elif args.cmd == "submit":
-        from pipelines.cluster import submit
+        from graft_kfp.pipelines.cluster import submit
 
         print(f"submitted run {submit(args.host, args.package, args.params, args.experiment, None, args.namespace)}")
     else:
-        from pipelines.cluster import schedule
+        from graft_kfp.pipelines.cluster import schedule
 
         job = schedule(args.host, args.package, args.params, args.experiment, args.cron, args.name, args.namespace)
         print(f"recurring run {job} created: {args.cron} ({args.experiment})")

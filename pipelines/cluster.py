@@ -39,7 +39,7 @@ def kfp_cron(expr: str) -> str:
 
 def arguments(params: str) -> dict:
     """The pipeline's arguments: the validated params file as `config`."""
-    from graft import config
+    from graft.core import config
 
     return {"config": config.load(params).to_dict()}
 

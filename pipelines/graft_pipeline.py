@@ -1,19 +1,18 @@
 """The graft DAG as a KFP v2 pipeline factory: wiring and the promotion condition only, no ML logic."""
 
+from graft_kfp.components.baseline.component import baseline
+from graft_kfp.components.evaluate.component import evaluate
+from graft_kfp.components.export.component import export
+from graft_kfp.components.freshness.component import freshness
+from graft_kfp.components.gate.component import gate
+from graft_kfp.components.prepare.component import prepare
+from graft_kfp.components.register.component import register
+from graft_kfp.components.report.component import report
+from graft_kfp.components.select.component import select
+from graft_kfp.components.selfcheck.component import selfcheck
+from graft_kfp.components.train.component import train
+from graft_kfp.components.validate.component import validate
 from kfp import dsl
-
-from components.baseline.component import baseline
-from components.evaluate.component import evaluate
-from components.export.component import export
-from components.freshness.component import freshness
-from components.gate.component import gate
-from components.prepare.component import prepare
-from components.register.component import register
-from components.report.component import report
-from components.select.component import select
-from components.selfcheck.component import selfcheck
-from components.train.component import train
-from components.validate.component import validate
 
 PIPELINE_NAME = "graft-transfer"
 
@@ -52,7 +51,7 @@ def create_pipeline(default_config: dict, cluster: bool = False):
     `cluster` applies the `kubeflow` section (resources, accelerator, PVC, secret, node selector, tolerations) to
     every task: for the compiled YAML, not for kfp.local.
     """
-    from graft.config import from_dict
+    from graft.core.config import from_dict
 
     kube = from_dict(default_config).kubeflow.model_dump()
 

@@ -33,13 +33,13 @@ def offline_env():
 @pytest.fixture(scope="session")
 def raw_file(tmp_path_factory) -> Path:
     """A private copy of the default election-tweets corpus."""
-    from graft.data import materialize
+    from graft.data.tables import materialize
 
     return materialize(tmp_path_factory.mktemp("raw") / "election-tweets-2016.tab")
 
 
 def _shrunk(tmp_path_factory, name: str, make_params, raw: Path):
-    from graft import config
+    from graft.core import config
 
     folder = tmp_path_factory.mktemp(name)
     params = make_params(folder)
@@ -58,23 +58,27 @@ def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
 
     `audit`: evaluate also scores selfcheck's runners-up against the ranking.
     """
-    from graft import evaluate, export, gate, prepare, select, selfcheck, train
-    from graft.artifacts import read_json, write_json
-    from graft.data import read_splits
-    from graft.validate import validate_tables
+    from graft import evaluate, select, train
+    from graft.core.artifacts import read_json
+    from graft.data import prepare
+    from graft.data.tables import read_splits
+    from graft.data.validate import validate_tables
+    from graft.promote import gate
+    from graft.select import selfcheck
+    from graft.serve import export
 
     p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
     p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
                                                       "export")})
-    prepare.prepare(cfg.data.raw, p["splits"], cfg)
+    prepare.run(cfg.data.raw, p["splits"], cfg)
     report = validate_tables(read_splits(p["splits"]), cfg)
     assert report.passed, [c for c in report.checks if not c.passed]
-    write_json(p["select"], select.rank(read_splits(p["splits"])["train"], cfg))
+    select.run(p["splits"], cfg, p["select"])
     train.run(p["splits"], p["select"], p["finetune"], cfg, "pretrained", p["train"])
     train.run(p["splits"], p["select"], p["scratch"], cfg, "scratch", p["baseline"])
     selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
     evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"],
-                 **({"selection": p["select"], "selfcheck": p["runners_up"]} if audit else {}))
+                 **({"selection": p["select"], "runners_up": p["runners_up"]} if audit else {}))
     export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
     p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
     return p
@@ -83,8 +87,8 @@ def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
 @pytest.fixture(scope="session")
 def stage_run(tmp_path_factory, shrunk):
     """Every stage of the library on the shrunk config, the candidate registered; returns the paths they wrote."""
-    from graft import registry
-    from graft.artifacts import read_json
+    from graft.core.artifacts import read_json
+    from graft.promote import registry
 
     _, cfg = shrunk
     p = run_every_stage(cfg, tmp_path_factory.mktemp("run"))
@@ -96,7 +100,7 @@ def stage_run(tmp_path_factory, shrunk):
 @pytest.fixture(scope="session")
 def image_raw(tmp_path_factory) -> Path:
     """The first 200 images of each Fashion-MNIST file as an image table (Parquet of PNG bytes)."""
-    from graft.vision import fashion_mnist_table
+    from graft.modalities.image.pixels import fashion_mnist_table
 
     path = tmp_path_factory.mktemp("image-raw") / "fashion-mnist-small.parquet"
     fashion_mnist_table(rows=200).to_parquet(path, index=False)

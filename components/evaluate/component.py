@@ -1,9 +1,8 @@
 """`evaluate`: fine-tuned vs scratch on the same held-out test split."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -11,16 +10,16 @@ def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scrat
              selection: Input[Artifact], selfcheck: Input[Model], evaluation: Output[Metrics],
              confusion: Output[ClassificationMetrics]):
     """Score both models and audit selection; the evaluation file feeds the gate, the confusion matrix the KFP UI."""
-    from graft import config as gc
+    from graft.core import config as gc
     from graft.evaluate import run
 
     result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path,
-                 selection=selection.path, selfcheck=selfcheck.path)
+                 selection=selection.path, runners_up=selfcheck.path)
     for name in ("finetune", "scratch", "classical"):
         for key in ("accuracy", "macro_f1"):
             evaluation.log_metric(f"{name}_{key}", result[name][key])
-    if result["selection_check"]["kendall_tau"] is not None:
-        evaluation.log_metric("selection_kendall_tau", result["selection_check"]["kendall_tau"])
+    if result["selfcheck"]["kendall_tau"] is not None:
+        evaluation.log_metric("selfcheck_kendall_tau", result["selfcheck"]["kendall_tau"])
     confusion.log_confusion_matrix(result["labels"], result["finetune"]["confusion_matrix"])
     curve = result["finetune"].get("roc")  # binary tasks: the ROC of the second label as positive
     if curve:

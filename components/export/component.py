@@ -1,17 +1,16 @@
 """`export`: ONNX package of the fine-tuned model, with parity proven on the test split."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Metrics, Model, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def export(config: dict, model: Input[Model], splits: Input[Dataset], package: Output[Model],
            parity: Output[Metrics]):
     """Export to ONNX (fp32 and int8) and record their parity with PyTorch on the test split."""
-    from graft import config as gc
-    from graft.export import run
+    from graft.core import config as gc
+    from graft.serve.export import run
 
     result = run(model.path, splits.path, gc.from_dict(config), package.path, parity.path)
     for name in ("fp32", "int8"):

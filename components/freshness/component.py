@@ -1,9 +1,8 @@
 """`freshness`: the scheduled run's first task; "no new data" ends the run before any training."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import Metrics, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -12,15 +11,11 @@ def freshness(config: dict, source: str, decision: Output[Metrics]) -> str:
 
     The md5 is passed on to `prepare` as an input, so KFP's cache key follows the data's content, not its path.
     """
-    import json
-
-    from graft import config as gc
-    from graft.freshness import check
+    from graft.core import config as gc
+    from graft.promote import freshness
 
     cfg = gc.from_dict(config)
-    result = check(source or cfg.data.raw, cfg)
-    with open(decision.path, "w") as fh:
-        json.dump(result, fh)
+    result = freshness.run(source or cfg.data.raw, cfg, decision.path)
     decision.log_metric("retrain", float(result["retrain"]))
     print(result["reason"])
     return result["data_md5"] if result["retrain"] else ""

@@ -1,9 +1,8 @@
 """`gate`: the promotion verdict; the pipeline registers only under `dsl.If(passed)`."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -13,21 +12,11 @@ def gate(config: dict, splits: Input[Dataset], evaluation: Input[Metrics], parit
 
     A refusal is recorded as an MLflow run (no model version), so the runs index shows every retraining.
     """
-    import json
+    from graft.core import config as gc
+    from graft.promote import gate
 
-    from graft import config as gc
-    from graft import gate as policy
-    from graft.registry import record_refusal
-
-    cfg = gc.from_dict(config)
-    with open(evaluation.path) as ev, open(parity.path) as pa:
-        measured = json.load(ev), json.load(pa)
-    result = policy.decide(*measured, cfg.gate)
-    if not result["passed"]:
-        result["recorded_run"] = record_refusal(splits.path, cfg, *measured, result, package.path)
-    with open(verdict.path, "w") as fh:
-        json.dump(result, fh)
-    with open(table.path, "w") as fh:
-        fh.write(policy.markdown(result))
+    # registering is the `register` task's job, under dsl.If(passed); a refusal is recorded here
+    result = gate.run(evaluation.path, parity.path, package.path, splits.path, gc.from_dict(config), verdict.path,
+                      table.path, register=False)
     verdict.log_metric("passed", float(result["passed"]))
     return result["passed"]

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 import pandas as pd
+from graft_kfp.components.prepare.component import prepare
 
-from components.prepare.component import prepare
-from graft import config
+from graft.core import config
 from tests.shrink import shrunk_params
 
 

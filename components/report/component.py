@@ -1,9 +1,8 @@
 """`report`: the run's self-contained HTML report for the KFP UI (the same page `graft report` writes)."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -15,11 +14,11 @@ def report(config: dict, splits: Input[Dataset], validation: Input[Metrics], sel
     import tempfile
     from pathlib import Path
 
-    from graft import config as gc
-    from graft import dashboard
+    from graft import report as pages
+    from graft.core import config as gc
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, art in (("validate", validation), ("select", selection), ("train", trained),
                           ("baseline", baseline), ("evaluate", evaluation), ("export", parity), ("gate", verdict)):
             shutil.copy(art.path, Path(tmp) / f"{name}.json")
-        dashboard.report(gc.from_dict(config), dashboard.collect(tmp, splits.path), page.path)
+        pages.report(gc.from_dict(config), pages.collect(tmp, splits.path), page.path)

@@ -1,9 +1,8 @@
 """`validate`: the Great Expectations suite on the splits; a failure stops the pipeline."""
 
+from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Metrics, Output
-
-from components import BASE_IMAGE
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -12,9 +11,9 @@ def validate(config: dict, splits: Input[Dataset], report: Output[Metrics], docs
     import shutil
     import tempfile
 
-    from graft import config as gc
-    from graft.data import read_splits
-    from graft.validate import run
+    from graft.core import config as gc
+    from graft.data.tables import read_splits
+    from graft.data.validate import run
 
     with tempfile.TemporaryDirectory() as tmp:
         result = run(read_splits(splits.path), gc.from_dict(config), "splits", "train", report.path, f"{tmp}/site")

@@ -2,11 +2,11 @@
 
 import pandas as pd
 import pytest
+from graft_kfp.components.prepare.component import prepare
+from graft_kfp.components.validate.component import validate
 from kfp import dsl
 
-from components.prepare.component import prepare
-from components.validate.component import validate
-from graft import config
+from graft.core import config
 from tests.shrink import shrunk_params
 
 

@@ -5,10 +5,11 @@ import shutil
 
 import pytest
 
-from graft import dashboard, gate
-from graft.artifacts import read_json, write_json
-from graft.data import read_splits
-from graft.validate import validate_tables
+from graft import report as dashboard
+from graft.core.artifacts import read_json, write_json
+from graft.data.tables import read_splits
+from graft.data.validate import validate_tables
+from graft.promote import gate
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, installed by `make setup`
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

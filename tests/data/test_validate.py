@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from graft import config
-from graft.validate import validate_tables
+from graft.core import config
+from graft.data.validate import validate_tables
 from tests.shrink import ROOT, write_params
 
 LABELS = ["HillaryClinton", "realDonaldTrump"]
@@ -158,7 +158,7 @@ def test_awkward_but_valid_file_passes(name, capsys):
 
 
 def test_awkward_csv_is_read_faithfully():
-    from graft.data import read_table
+    from graft.data.tables import read_table
 
     cfg = config.load(ROOT / "params.yaml")
     df = read_table(CASES / "ok" / "quoted_multiline.csv", cfg.data)
@@ -181,7 +181,7 @@ def version(mix: tuple[int, int]) -> dict[str, pd.DataFrame]:
 
 
 def test_drift_against_the_previous_version(cfg, tmp_path):
-    from graft.validate import run
+    from graft.data.validate import run
 
     store = config.from_dict({**cfg.to_dict(), "validate": {**cfg.to_dict()["validate"],
                                                             "profile_dir": str(tmp_path / "profiles")}})
@@ -200,7 +200,7 @@ def test_drift_against_the_previous_version(cfg, tmp_path):
 
 
 def test_docs_folder_holds_data_docs_and_a_single_page_summary(cfg, tmp_path):
-    from graft.validate import run
+    from graft.data.validate import run
 
     run(version((40, 40)), cfg, "v", docs=tmp_path / "docs", drift=False)
     site = tmp_path / "docs"

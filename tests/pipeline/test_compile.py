@@ -2,9 +2,9 @@
 
 import yaml
 from google.protobuf import json_format
+from graft_kfp.pipelines.__main__ import DEFAULT_YAML, compile_yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipelines.__main__ import DEFAULT_YAML, compile_yaml
 from tests.shrink import ROOT
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from graft import config, registry
+from graft.core import config
+from graft.promote import registry
 from tests.shrink import ROOT, shrunk_params, write_params
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -78,7 +79,7 @@ def docker_socket(image, tmp_path_factory):
 
 def test_the_pipeline_runs_task_by_task_in_the_image_through_docker_runner(docker_socket, tmp_path, raw_file,
                                                                            monkeypatch):
-    from pipelines.__main__ import run_local
+    from graft_kfp.pipelines.__main__ import run_local
 
     root = tmp_path / "root"  # the only folder the containers see: data, registry and caches live inside it
     inputs = root / "inputs"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from graft_kfp.pipelines.__main__ import DEFAULT_CONFIGMAP, params_configmap
 
-from pipelines.__main__ import DEFAULT_CONFIGMAP, params_configmap
 from tests.shrink import ROOT
 
 K8S = ROOT / "infra" / "k8s"

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from graft import config, registry
-from graft.artifacts import read_json
+from graft.core import config
+from graft.core.artifacts import read_json
+from graft.promote import registry
 from tests.shrink import ROOT, shrunk_image_params, shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -56,7 +57,7 @@ def test_metrics_show_lists_finetune_and_scratch(project):
     tmp, _ = project
     out = sh("dvc", "metrics", "show", cwd=tmp).stdout
     for key in ("finetune.accuracy", "finetune.macro_f1", "scratch.accuracy", "scratch.macro_f1",
-                "selection_check.kendall_tau"):
+                "selfcheck.kendall_tau"):
         assert key in out
     gate = read_json(tmp / "metrics" / "gate.json")
     assert gate["passed"] is True and gate["registered"]["version"] >= 1

@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from graft_kfp.pipelines.__main__ import local_summary, run_local
 
-from graft import config, registry
-from pipelines.__main__ import local_summary, run_local
+from graft.core import config
+from graft.promote import registry
 from tests.shrink import shrunk_image_params, shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
@@ -52,8 +53,8 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     assert "| rank | backbone |" in (run_dir / "select" / "ranking").read_text()
     assert (run_dir / "gate" / "table").read_text().startswith("**PASSED**")
     evaluation = json.loads((run_dir / "evaluate" / "evaluation").read_text())
-    assert set(evaluation) >= {"finetune", "scratch", "selection_check"}
-    audited = [c["name"] for c in evaluation["selection_check"]["candidates"]]
+    assert set(evaluation) >= {"finetune", "scratch", "selfcheck"}
+    audited = [c["name"] for c in evaluation["selfcheck"]["candidates"]]
     assert len(audited) == 2 and (run_dir / "selfcheck" / "models" / audited[1] / "model.safetensors").is_file()
     parity = json.loads((run_dir / "export" / "parity").read_text())
     assert parity["fp32"]["agreement"] >= 0.999 and "int8" in parity

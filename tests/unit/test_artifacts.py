@@ -1,7 +1,7 @@
 import pytest
 
-from graft.artifacts import atomic_dir, read_json, write_json
-from graft.errors import GraftError
+from graft.core.artifacts import atomic_dir, read_json, write_json
+from graft.core.errors import GraftError
 
 
 def test_atomic_dir_keeps_the_old_folder_when_writing_fails(tmp_path):

@@ -1,7 +1,7 @@
 import pytest
 
-from graft import config
-from graft.errors import GraftError
+from graft.core import config
+from graft.core.errors import GraftError
 from tests.shrink import ROOT, write_params
 
 

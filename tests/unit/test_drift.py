@@ -3,8 +3,10 @@ import math
 import pandas as pd
 import pytest
 
-from graft import drift
-from graft.config import DriftConfig
+from graft.core.config import DriftConfig
+from graft.data import drift
+from graft.modalities.text import TEXT
+from graft.modalities.text.data import words
 
 
 def test_js_divergence_bounds_and_known_value():
@@ -24,7 +26,7 @@ def test_psi_and_oov():
 
 
 def test_words_skip_links_handles_and_numbers():
-    assert drift.words("Vote @Hillary NOW: https://t.co/Xy12 in 2016!") == ["vote", "now", "in"]
+    assert words("Vote @Hillary NOW: https://t.co/Xy12 in 2016!") == ["vote", "now", "in"]
 
 
 def test_first_version_has_no_reference():
@@ -35,10 +37,10 @@ def test_first_version_has_no_reference():
 def test_compare_grades_warn_and_fail():
     table = lambda mix: {"t": pd.DataFrame({"text": ["same words here"] * sum(mix),  # noqa: E731
                                             "label": ["a"] * mix[0] + ["b"] * mix[1]})}
-    ref = drift.profile(table((50, 50)))
-    rows = {r["name"]: r for r in drift.compare(drift.profile(table((70, 30))), ref, DriftConfig())}
+    ref = drift.profile(table((50, 50)), TEXT)
+    rows = {r["name"]: r for r in drift.compare(drift.profile(table((70, 30)), TEXT), ref, DriftConfig())}
     assert rows["label_js"]["status"] == "warn" and rows["oov_rate"]["status"] == "ok"
-    rows = {r["name"]: r for r in drift.compare(drift.profile(table((95, 5))), ref, DriftConfig())}
+    rows = {r["name"]: r for r in drift.compare(drift.profile(table((95, 5)), TEXT), ref, DriftConfig())}
     js = rows["label_js"]
     assert js["status"] == "fail" and f"label_js={js['value']:.4f}" in js["why"]
 

@@ -4,17 +4,17 @@ import pytest
 import torch
 from torch import nn
 
-from graft import dropout as gd
-from graft import model as gm
+from graft.modalities.text.model import TextClassifier
+from graft.train import dropout as gd
 
 
-def tiny_classifier() -> gm.Classifier:
+def tiny_classifier() -> TextClassifier:
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, attn_implementation="sdpa")
-    return gm.Classifier(BertModel(config, add_pooling_layer=False), num_labels=3, dropout=0.1)
+    return TextClassifier(BertModel(config, add_pooling_layer=False), num_labels=3, dropout=0.1)
 
 
 def batch():

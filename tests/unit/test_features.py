@@ -1,6 +1,6 @@
 import numpy as np
 
-from graft.features import FeatureCache, backbone_key, text_keys
+from graft.models.features import FeatureCache, backbone_key, text_keys
 
 
 def test_cache_round_trip_and_misses(tmp_path):

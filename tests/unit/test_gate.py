@@ -1,5 +1,5 @@
-from graft import gate
-from graft.config import GateConfig
+from graft.core.config import GateConfig
+from graft.promote import gate
 
 POLICY = GateConfig(min_macro_f1=0.8, min_margin_over_scratch=0.02, min_onnx_agreement=0.999, max_regression=0.01)
 PARITY_CHECKS = ["onnx_max_abs_diff", "onnx_agreement", "onnx_accuracy_delta_pt", "int8_accuracy_drop_pt"]
@@ -102,8 +102,8 @@ def test_decisions_from_crafted_predictions_through_the_real_statistics():
     """Predictions -> scores and paired-bootstrap intervals (graft.stats) -> the gate, end to end."""
     import numpy as np
 
-    from graft.evaluate import scores
-    from graft.stats import compare
+    from graft.metrics.scores import scores
+    from graft.metrics.stats import compare
 
     rng = np.random.default_rng(7)
     y = rng.integers(0, 2, 1000)

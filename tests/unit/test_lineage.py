@@ -2,7 +2,7 @@
 
 import subprocess
 
-from graft.lineage import git_commit
+from graft.promote.lineage import git_commit
 
 
 def git(repo, *args):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from graft import logme as L
+from graft.metrics import logme as L
 
 
 @pytest.fixture

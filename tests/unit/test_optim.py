@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from graft import hardware, optim, train
-from graft.config import TrainConfig
-from graft.errors import GraftError
+from graft.core import hardware
+from graft.core.config import TrainConfig
+from graft.core.errors import GraftError
+from graft.train import loop, optim
 
 
 class Tiny(nn.Module):
@@ -76,12 +77,12 @@ def test_balanced_class_weights_and_label_smoothing():
 
 def test_bucketed_batches_cover_every_example_once_with_similar_lengths():
     lengths = [(i * 37) % 64 + 1 for i in range(500)]
-    batches = train.bucketed(lengths, 32, torch.Generator().manual_seed(0))
+    batches = loop.bucketed(lengths, 32, torch.Generator().manual_seed(0))
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(500))
     spread = max(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches)
     assert spread <= 8  # one chunk of 50 batches: sorted, so a batch spans few lengths
-    again = train.bucketed(lengths, 32, torch.Generator().manual_seed(0))
+    again = loop.bucketed(lengths, 32, torch.Generator().manual_seed(0))
     assert again == batches
 
 

@@ -1,8 +1,9 @@
 import pandas as pd
 import pytest
 
-from graft import config, prepare
-from graft.errors import GraftError
+from graft.core import config
+from graft.core.errors import GraftError
+from graft.data import prepare
 from tests.shrink import ROOT
 
 
@@ -47,7 +48,7 @@ def test_too_few_rows_is_a_clear_error():
 def test_clean_strips_and_drops_exact_duplicates():
     df = pd.DataFrame({"text": ["  hello ", "hello", "world"], "label": ["a", "b", "a"],
                        "time": ["2016-01-05 03:36:53", "bad", "2016-09-28 00:22:34"]})
-    out = prepare.clean(df)
+    out = prepare.clean(df, "text")
     assert out["text"].tolist() == ["hello", "world"]
     assert out["time"].tolist() == ["2016-01-05T03:36:53Z", "2016-09-28T00:22:34Z"]
 

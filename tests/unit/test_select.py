@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from graft import select
+from graft.select import ranking as select
 
 
 def test_probe_scores_separable_features_high_and_noise_at_chance():
@@ -40,7 +40,7 @@ def test_markdown_marks_the_selected_backbone_and_the_excluded_ones():
 
 
 def test_budget_reasons_name_each_exceeded_budget():
-    from graft.config import SelectConfig
+    from graft.core.config import SelectConfig
 
     cfg = SelectConfig(candidates=[{"name": "x", "source": "pkg:x"}], max_params=100, max_latency_ms_batch1=5.0,
                        max_latency_ms_batch32=1.0)

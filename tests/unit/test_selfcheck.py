@@ -1,8 +1,8 @@
 import pytest
 
-from graft import config
-from graft.errors import GraftError
-from graft.selfcheck import audit, runners_up
+from graft.core import config
+from graft.core.errors import GraftError
+from graft.select.selfcheck import compare_ranking, runners_up
 
 
 def selection(*names, ineligible=()):
@@ -17,24 +17,24 @@ def scored(**scores):
 
 
 def test_tau_is_one_when_test_scores_follow_the_predicted_order():
-    check = audit(selection("a", "b", "c"), scored(a=0.9, b=0.8, c=0.7), "macro_f1")
+    check = compare_ranking(selection("a", "b", "c"), scored(a=0.9, b=0.8, c=0.7), "macro_f1")
     assert check["kendall_tau"] == 1.0 and [c["test_rank"] for c in check["candidates"]] == [1, 2, 3]
     assert check["note"].startswith("selection picked the best")
 
 
 def test_tau_is_minus_one_when_reversed_and_the_note_says_so():
-    check = audit(selection("a", "b", "c"), scored(a=0.7, b=0.8, c=0.9), "macro_f1")
+    check = compare_ranking(selection("a", "b", "c"), scored(a=0.7, b=0.8, c=0.9), "macro_f1")
     assert check["kendall_tau"] == -1.0 and [c["test_rank"] for c in check["candidates"]] == [3, 2, 1]
     assert "did NOT pick the best" in check["note"]
 
 
 def test_one_swap_of_three_gives_a_third():
-    check = audit(selection("a", "b", "c"), scored(a=0.9, b=0.7, c=0.8), "macro_f1")
+    check = compare_ranking(selection("a", "b", "c"), scored(a=0.9, b=0.7, c=0.8), "macro_f1")
     assert check["kendall_tau"] == pytest.approx(1 / 3, abs=1e-4)
 
 
 def test_a_single_candidate_has_no_tau():
-    check = audit(selection("a", "b"), scored(a=0.9), "macro_f1")
+    check = compare_ranking(selection("a", "b"), scored(a=0.9), "macro_f1")
     assert check["kendall_tau"] is None and "top_n >= 2" in check["note"]
 
 

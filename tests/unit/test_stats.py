@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from graft import stats
+from graft.metrics import stats
 
 
 def test_fast_macro_f1_matches_scikit_learn_including_absent_classes():

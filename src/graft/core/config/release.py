@@ -1,0 +1,125 @@
+"""Config sections of evaluation, export, the gate, the registry, the cluster and the experiments."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from graft.core.config.base import Section
+
+
+class EvaluateConfig(Section):
+    """Evaluation settings."""
+
+    batch_size: int = Field(64, ge=1)
+    bootstrap_resamples: int = Field(
+        1000, ge=100, description="Paired-bootstrap resamples behind each confidence interval (seeded).")
+
+
+class ExportConfig(Section):
+    """ONNX export settings."""
+
+    opset: int = Field(17, ge=13)
+    batch_size: int = Field(64, ge=1, description="Batch size of the parity run on the test split.")
+
+
+class GateConfig(Section):
+    """The promotion policy."""
+
+    min_macro_f1: float = Field(0.8, ge=0, le=1, description="Floor on the fine-tuned test macro-F1.")
+    min_margin_over_scratch: float = Field(
+        0.02, description="The lower 95% bound of fine-tuned minus scratch macro-F1 must reach this (transfer "
+        "benefit); an upper bound below zero is a NEGATIVE TRANSFER verdict.")
+    max_regression: float = Field(
+        0.01, ge=0, description="The lower 95% bound of candidate minus champion macro-F1 may go down to minus this "
+        "(non-regression), both re-scored on the current test split.")
+    first_run: Literal["promote", "refuse"] = Field(
+        "promote", description="With no champion yet: promote when every other check passes, or refuse (a person "
+        "promotes the first model).")
+    min_onnx_agreement: float = Field(0.999, ge=0, le=1, description="fp32 ONNX vs PyTorch label agreement.")
+    max_onnx_logit_diff: float = Field(1e-4, gt=0, description="Largest |logit| difference, fp32 ONNX vs PyTorch.")
+    max_onnx_accuracy_delta_pt: float = Field(
+        0.1, ge=0, description="fp32 ONNX test accuracy within this many points of PyTorch's.")
+    max_int8_accuracy_drop_pt: float = Field(
+        0.5, ge=0, description="int8 ONNX test accuracy at most this many points below the fp32 ONNX model's.")
+    serve: Literal["fp32", "int8"] = Field("fp32", description="The ONNX model you deploy: the budgets apply to it.")
+    max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
+    max_latency_ms_p95: float | None = Field(
+        None, gt=0, description="Latency budget: p95 of one ONNX Runtime call at batch 1 on real test rows (ms), "
+        "measured by `export` on the machine that ran it (null: no latency check).")
+
+
+class TaskResources(Section):
+    """Kubernetes requests and limits of one pipeline task (quantities as in a pod spec)."""
+
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "2G"
+    memory_limit: str = "6G"
+
+
+class Toleration(Section):
+    """A pod toleration (as in a pod spec)."""
+
+    key: str
+    operator: Literal["Equal", "Exists"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+
+
+class KubeflowConfig(Section):
+    """How the compiled pipeline runs on a cluster; read when compiling (`make kfp-compile`), not by kfp.local."""
+
+    resources: dict[str, TaskResources] = Field(
+        {"default": TaskResources(), "train": TaskResources(cpu_request="2", cpu_limit="8", memory_request="6G",
+                                                            memory_limit="12G")},
+        description="Per task name; `default` for the others.")
+    gpu_for_training: bool = Field(False, description="Give train, baseline and selfcheck one accelerator each.")
+    accelerator_type: str = Field("nvidia.com/gpu", description="The accelerator resource of gpu_for_training.")
+    cache_pvc: str | None = Field("graft-cache", description="PVC mounted on every task (infra/k8s/pvc.yaml): "
+                                  "point data.raw, validate.profile_dir and select.feature_cache into it.")
+    cache_mount: str = Field("/mnt/graft", description="Where cache_pvc is mounted.")
+    mlflow_secret: str | None = Field("graft-mlflow", description="Secret whose keys (MLFLOW_TRACKING_URI, "
+                                      "credentials) become environment variables of the tasks that use MLflow.")
+    node_selector: dict[str, str] = Field({}, description="Node labels every task must match.")
+    tolerations: list[Toleration] = Field([], description="Taints every task tolerates.")
+
+
+class RegistryConfig(Section):
+    """Where promoted models go (MLflow model registry)."""
+
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db", description="MLflow tracking URI; the MLFLOW_TRACKING_URI env variable wins."
+    )
+    artifact_location: str = Field("mlartifacts", description="Artifact root for a new experiment.")
+    experiment: str = Field("graft")
+    model_name: str = Field("graft-text")
+    alias: str = Field("champion")
+
+
+class CurveConfig(Section):
+    """The data-efficiency experiment: pretrained and scratch trained at several training-set sizes."""
+
+    sizes: list[int] = Field([50, 100, 200, 500, 1000, 2000], min_length=1,
+                             description="Labeled training examples per point (nested: each set holds the smaller).")
+
+    @field_validator("sizes")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        if any(n < 2 for n in v):
+            raise ValueError("every size needs at least 2 examples")
+        return v
+
+
+class MultitaskConfig(Section):
+    """The multi-task demo (`graft multitask`): 20 Newsgroups, newsgroup and top-level hierarchy as two tasks."""
+
+    backbone: str = Field("minilm-l6-first3", description="A select.candidates name.")
+    train_size: int = Field(1000, ge=20)
+    validation_size: int = Field(250, ge=20)
+    test_size: int = Field(1000, ge=20)
+    max_length: int = Field(128, ge=8, description="Tokens per post (they are long).")
+    epochs: int = Field(4, ge=1)
+    weights: dict[str, float] = Field({"newsgroup": 1.0, "topic": 0.5},
+                                      description="Loss weight per task in the multi-task run.")

@@ -1,0 +1,295 @@
+"""Typed stage outputs: every metrics file a stage writes and another stage (or the report) reads.
+
+Each file is written through its model (`write`) and validated when read (`read`), so a corrupt, truncated or
+old-format file stops the reader with one line naming the file and the field, never a `KeyError` three modules
+later. The README's "contracts" section is generated from these models (`contracts_markdown`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from graft.core.artifacts import read_json, write_json
+from graft.core.errors import GraftError
+
+
+class Output(BaseModel):
+    """Base of every stage output: unknown fields are errors (an old or foreign file is refused, not misread)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Check(Output):
+    """One data check's outcome."""
+
+    name: str
+    table: str
+    passed: bool
+    risk: str = Field(description="what the check guards against")
+    observed: Any = None
+    threshold: Any = None
+    rows: list[int] = []
+    detail: str = ""
+    warning: bool = False
+
+
+class ValidateOutput(Output):
+    """metrics/validate.json: every Great Expectations check and drift measure of one validation run."""
+
+    passed: bool
+    checks: list[Check]
+
+
+class Ranked(Output):
+    """One backbone candidate as selection scored it."""
+
+    name: str
+    source: str
+    num_layers: int | None
+    logme: float
+    probe_accuracy: float
+    params: int
+    latency_ms: dict[str, float] = Field(description="ms per example at batch_1 and batch_32, fp32 on this CPU")
+    eligible: bool
+    reason: str
+
+
+class FeatureCounts(Output):
+    """How many pooled feature vectors selection computed, and how many came from the cache."""
+
+    computed: int
+    cached: int
+
+
+class SelectOutput(Output):
+    """metrics/select.json: the ranking (eligible first, best first) and the selected backbone."""
+
+    ranking: list[Ranked]
+    selected: str
+    rank_by: str
+    sample_rows: int
+    seconds: float
+    features: FeatureCounts
+
+
+class Resumed(Output):
+    """Where a resumed run picked up."""
+
+    epoch: int
+    batch: int
+    step: int
+
+
+class TrainOutput(Output):
+    """metrics/train.json and metrics/baseline.json: one training run (the best epoch is what was saved)."""
+
+    init_from: str
+    mode: str
+    backbone: str
+    train_rows: int
+    seconds: float
+    examples_per_second: float
+    device: str
+    precision: str
+    threads: int
+    optimizer_steps: int
+    best_epoch: int
+    val_accuracy: float
+    val_macro_f1: float
+    resumed_from: Resumed | None
+    stopped_early: bool
+    features_computed: int
+    workers: int
+    history: list[dict[str, Any]] = Field(description="one row per epoch: losses, accuracies, seconds")
+
+
+class RunnerUp(Output):
+    """One fine-tuned runner-up of the selfcheck."""
+
+    name: str
+    predicted_rank: int
+    seconds: float
+    val_accuracy: float
+    val_macro_f1: float
+
+
+class SelfcheckOutput(Output):
+    """metrics/selfcheck.json: the runners-up of selection that were fine-tuned to audit the ranking."""
+
+    top_n: int
+    trained: list[RunnerUp]
+
+
+class Scores(Output):
+    """One model's scores on the test split."""
+
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion_matrix: list[list[int]]
+    rows: int
+    ece: float | None = None
+    roc: dict[str, Any] | None = None
+    method: str | None = Field(None, description="the classical baseline: what it is")
+
+
+class Interval(Output):
+    """A metric difference A - B with its paired-bootstrap confidence interval."""
+
+    diff: float
+    ci_low: float
+    ci_high: float
+    level: float
+    resamples: int
+
+
+class McNemar(Output):
+    """McNemar's exact test on the rows where exactly one model is right."""
+
+    a_right_b_wrong: int
+    a_wrong_b_right: int
+    p_value: float
+
+
+class Comparison(Output):
+    """Two models on the same test rows."""
+
+    accuracy: Interval
+    macro_f1: Interval
+    mcnemar: McNemar
+
+
+class Champion(Output):
+    """The registry's champion, re-scored on this test split (or the first-run note)."""
+
+    version: int | None
+    first_run: bool
+    note: str
+    comparable: bool | None = None
+    scores: Scores | None = None
+
+
+class AuditRow(Output):
+    """A fine-tuned candidate's predicted rank beside its real test score."""
+
+    model_config = ConfigDict(extra="allow")  # carries the ranking score under its own name (logme, probe_accuracy)
+
+    name: str
+    predicted_rank: int
+    test_accuracy: float
+    test_macro_f1: float
+    test_rank: int
+
+
+class Audit(Output):
+    """The selfcheck's verdict on selection: Kendall's tau of predicted rank vs real test score."""
+
+    metric: str
+    candidates: list[AuditRow]
+    kendall_tau: float | None
+    p_value: float | None
+    note: str
+
+
+class EvaluateOutput(Output):
+    """metrics/evaluate.json: fine-tuned, scratch, classical and champion on one test split, compared."""
+
+    finetune: Scores
+    scratch: Scores
+    classical: Scores
+    champion: Champion
+    comparisons: dict[str, Comparison] = Field(description="finetune_vs_scratch, _vs_classical, _vs_champion")
+    labels: list[str]
+    selfcheck: Audit | None = None
+
+
+class Parity(Output):
+    """An ONNX model against PyTorch on the whole test split."""
+
+    max_abs_diff: float
+    agreement: float
+    accuracy: float
+    macro_f1: float
+
+
+class ExportOutput(Output):
+    """metrics/export.json: the ONNX package's parity, size and latency, measured on the test split."""
+
+    torch: dict[str, float]
+    rows: int
+    fp32: Parity
+    int8: Parity
+    size_mb: dict[str, float]
+    latency_ms: dict[str, dict[str, float]] | None = None
+    opset: int
+
+
+class GateCheck(Output):
+    """One check of the promotion policy."""
+
+    name: str
+    value: float
+    threshold: Any
+    ci_low: float | None
+    ci_high: float | None
+    passed: bool
+    why: str
+
+
+class GateOutput(Output):
+    """metrics/gate.json: the verdict, one sentence per failed check, and what the registry did."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck]
+    registered: dict[str, Any] | None = None
+    recorded_run: str | None = None
+
+
+KINDS: dict[str, type[Output]] = {"validate": ValidateOutput, "select": SelectOutput, "train": TrainOutput,
+                                  "baseline": TrainOutput, "selfcheck": SelfcheckOutput,
+                                  "evaluate": EvaluateOutput, "export": ExportOutput, "gate": GateOutput}
+
+
+def _where(err: dict) -> str:
+    return ".".join(str(p) for p in err["loc"]) or "<root>"
+
+
+def validated(kind: str, payload: Any, source: str) -> dict:
+    """`payload` checked against the model of `kind`; a mismatch is a GraftError naming `source` and the field."""
+    try:
+        return KINDS[kind].model_validate(payload).model_dump(mode="json", exclude_unset=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise GraftError(f"{source}: not a valid {kind} output: {_where(err)}: {err['msg']} (rerun the `{kind}` "
+                         "stage)") from None
+
+
+def write(path: str | Path, kind: str, payload: Any) -> dict:
+    """Validate a stage's result against its model, then write it atomically; return what was written."""
+    checked = validated(kind, payload, f"{kind} stage result")
+    write_json(path, checked)
+    return checked
+
+
+def read(path: str | Path, kind: str) -> dict:
+    """Read a stage's output file and validate it (a one-line GraftError naming the file and field if it is off)."""
+    return validated(kind, read_json(path), str(path))
+
+
+def contracts_markdown() -> str:
+    """The README's contracts section: each output file, its fields and their types."""
+    lines = []
+    for kind, model in KINDS.items():
+        if kind == "baseline":
+            continue
+        lines += [f"- **{model.__doc__.splitlines()[0]}**", ""]
+        for name, field in model.model_fields.items():
+            kind_of = str(field.annotation).replace("typing.", "").replace("graft.core.outputs.", "")
+            note = f" — {field.description}" if field.description else ""
+            lines.append(f"  - `{name}`: `{kind_of}`{note}")
+        lines.append("")
+    return "\n".join(lines)

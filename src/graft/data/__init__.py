@@ -1,0 +1,1 @@
+"""Data stages: tables and splits (`prepare`), Great Expectations checks and drift (`validate`)."""

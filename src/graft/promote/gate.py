@@ -1,0 +1,126 @@
+"""The `gate` stage: one promotion policy, read by DVC (exit code) and KFP (`dsl.If`) alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from graft.core import outputs
+from graft.core.artifacts import write_text
+from graft.core.config import Config, GateConfig
+from graft.promote import registry
+from graft.promote.card import verdict_markdown as markdown
+
+
+def _check(name: str, value: float, threshold, passed: bool, why: str, ci: dict | None = None) -> dict:
+    return {"name": name, "value": round(value, 6), "threshold": threshold,
+            "ci_low": ci["ci_low"] if ci else None, "ci_high": ci["ci_high"] if ci else None,
+            "passed": bool(passed), "why": why}
+
+
+def _ci(c: dict) -> str:
+    return f"{c['diff']:+.4f} [95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
+
+
+def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
+    """Apply the policy to the evaluate and export metrics; return {"passed", "reasons", "checks"}.
+
+    `reasons` holds one sentence per failed check (empty when everything passed).
+    """
+    ft = evaluation["finetune"]
+    checks = [
+        _check("min_macro_f1", ft["macro_f1"], policy.min_macro_f1, ft["macro_f1"] >= policy.min_macro_f1,
+               f"fine-tuned macro-F1 {ft['macro_f1']:.4f} vs floor {policy.min_macro_f1}"),
+        transfer_check(evaluation, policy),
+        champion_check(evaluation, policy),
+        *parity_checks(export, policy),
+        *budget_checks(export, policy),
+    ]
+    reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]]
+    return {"passed": not reasons, "reasons": reasons, "checks": checks}
+
+
+def transfer_check(evaluation: dict, policy: GateConfig) -> dict:
+    """Transfer benefit: the lower CI bound of fine-tuned minus scratch macro-F1 reaches the margin."""
+    c = evaluation["comparisons"]["finetune_vs_scratch"]["macro_f1"]
+    verdict = (" — NEGATIVE TRANSFER: the fine-tuned model is worse than the same network trained from scratch"
+               if c["ci_high"] < 0 else " (negative transfer: the estimate is below zero)" if c["diff"] < 0 else "")
+    return _check("transfer_benefit", c["diff"], policy.min_margin_over_scratch,
+                  c["ci_low"] >= policy.min_margin_over_scratch,
+                  f"fine-tuned minus scratch macro-F1 {_ci(c)}, lower bound must reach "
+                  f"{policy.min_margin_over_scratch}" + verdict, c)
+
+
+def champion_check(evaluation: dict, policy: GateConfig) -> dict:
+    """Non-regression against the re-scored champion, or the explicit first-run policy."""
+    champ = evaluation.get("champion") or {"version": None, "first_run": True}
+    if champ.get("first_run"):
+        ok = policy.first_run == "promote"
+        return _check("first_run", 0.0, policy.first_run, ok,
+                      "no champion yet; policy first_run=" + policy.first_run
+                      + ("" if ok else ": a person promotes the first model (graft promote)"))
+    if not champ.get("comparable", True):
+        return _check("non_regression", 0.0, -policy.max_regression, False, champ["note"])
+    c = evaluation["comparisons"]["finetune_vs_champion"]["macro_f1"]
+    ok = c["ci_low"] >= -policy.max_regression
+    return _check("non_regression", c["diff"], -policy.max_regression, ok,
+                  f"candidate minus champion v{champ['version']} macro-F1 {_ci(c)}, lower bound may go down to "
+                  f"-{policy.max_regression}" + ("" if ok else " — REGRESSION"), c)
+
+
+def parity_checks(export: dict, policy: GateConfig) -> list[dict]:
+    """The export's proof on the test split: fp32 ONNX matches PyTorch, int8 stays close to fp32."""
+    fp32, int8, ref = export["fp32"], export["int8"], export["torch"]
+    # accuracies carry 4 decimals: round the point differences so 0.5 pt compares as 0.5, not 0.5000000000000004
+    delta = round(100 * abs(fp32["accuracy"] - ref["accuracy"]), 6)
+    drop = round(100 * (fp32["accuracy"] - int8["accuracy"]), 6)
+    close = fp32["max_abs_diff"] <= policy.max_onnx_logit_diff
+    return [
+        _check("onnx_max_abs_diff", fp32["max_abs_diff"], policy.max_onnx_logit_diff, close,
+               f"largest |logit| difference fp32 ONNX vs PyTorch {fp32['max_abs_diff']:.2e}, allowed "
+               f"{policy.max_onnx_logit_diff:.0e}" + ("" if close else " (ONNX parity broken)")),
+        _check("onnx_agreement", fp32["agreement"], policy.min_onnx_agreement,
+               fp32["agreement"] >= policy.min_onnx_agreement,
+               f"fp32 ONNX vs PyTorch label agreement {fp32['agreement']:.4f} vs required {policy.min_onnx_agreement}"),
+        _check("onnx_accuracy_delta_pt", delta, policy.max_onnx_accuracy_delta_pt,
+               delta <= policy.max_onnx_accuracy_delta_pt,
+               f"fp32 ONNX test accuracy {fp32['accuracy']:.4f} vs PyTorch {ref['accuracy']:.4f}: {delta:.2f} pt"),
+        _check("int8_accuracy_drop_pt", drop, policy.max_int8_accuracy_drop_pt,
+               drop <= policy.max_int8_accuracy_drop_pt,
+               f"int8 ONNX test accuracy {int8['accuracy']:.4f} vs fp32 ONNX {fp32['accuracy']:.4f}: "
+               f"{drop:+.2f} pt drop"),
+    ]
+
+
+def budget_checks(export: dict, policy: GateConfig) -> list[dict]:
+    """Size and latency budgets of the ONNX model that is served (`serve`), as measured by `export`."""
+    which, checks = policy.serve, []
+    if policy.max_model_mb is not None:
+        size = export["size_mb"][which]
+        checks.append(_check("model_size_mb", size, policy.max_model_mb, size <= policy.max_model_mb,
+                             f"{which} ONNX model {size:.2f} MB, budget {policy.max_model_mb} MB"))
+    if policy.max_latency_ms_p95 is not None:
+        p95 = (export.get("latency_ms") or {}).get(f"onnx_{which}", {}).get("batch_1_p95")
+        why = (f"{which} ONNX p95 latency at batch 1 {p95:.2f} ms on this machine, budget "
+               f"{policy.max_latency_ms_p95} ms" if p95 is not None else f"{which} ONNX latency was not measured")
+        checks.append(_check("latency_ms_p95", p95 if p95 is not None else float("nan"), policy.max_latency_ms_p95,
+                             p95 is not None and p95 <= policy.max_latency_ms_p95, why))
+    return checks
+
+
+def run(evaluation: str | Path, export: str | Path, package: str | Path, split_dir: str | Path, cfg: Config,
+        out: str | Path, table: str | Path | None = None, register: bool = True, refusals: bool = True) -> dict:
+    """The stage: decide; on pass register the package as the champion (`register`), on refusal record the run.
+
+    `register=False` decides only (KFP registers in its own task, under `dsl.If`); `refusals=False` also leaves
+    the registry untouched on a refusal. Writes the verdict JSON (and its Markdown table).
+    """
+    measured = outputs.read(evaluation, "evaluate"), outputs.read(export, "export")
+    verdict = {**decide(*measured, cfg.gate), "registered": None}
+    if verdict["passed"] and register:
+        verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict)
+    if not verdict["passed"] and refusals:
+        verdict["recorded_run"] = registry.record_refusal(split_dir, cfg, *measured, verdict, package)
+    verdict = outputs.write(out, "gate", verdict)
+    if table:
+        write_text(table, markdown(verdict))
+    return verdict

@@ -1,0 +1,290 @@
+"""The `train` and `baseline` stages: one training loop; `init_from` is the only difference between them.
+
+`pretrained` fine-tunes the selected backbone; `scratch` trains the same architecture from random weights with the
+same data, split, seed, recipe and budget, so the comparison is fair by construction (nanoGPT's `init_from`).
+The loop pads each batch to its own longest text and groups texts of similar length (group_by_length), runs in bf16
+autocast where the hardware has it, keeps the best epoch by validation macro-F1, can stop early, and writes a
+resumable checkpoint (graft.checkpoint) so a killed run continues where it stopped with the same result.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from graft import modalities
+from graft.core.artifacts import atomic_dir
+from graft.core.config import Candidate, Config
+from graft.core.errors import GraftError
+from graft.core.hardware import Hardware, resolve
+from graft.metrics.scores import label_ids, scores
+from graft.modalities.base import Modality
+from graft.models.classifier import Classifier, Tensors
+from graft.train import checkpoint, distributed, dropout, optim
+
+Tasks = dict[str, list[str]]  # label column -> its classes; one entry for the usual single-task model
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def bucketed(lengths: list[int], batch_size: int, gen: torch.Generator, megabatch: int = 50) -> list[list[int]]:
+    """Shuffled batches of similar-length examples: shuffle, sort within chunks of 50 batches, shuffle batches."""
+    order = torch.randperm(len(lengths), generator=gen).tolist()
+    out = []
+    for i in range(0, len(order), batch_size * megabatch):
+        chunk = sorted(order[i:i + batch_size * megabatch], key=lengths.__getitem__)
+        out += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
+
+
+class Inputs:
+    """A split ready for the loop: the modality's encoding of its examples, or pooled features of a frozen backbone.
+
+    `encoded` has `lengths()` (for length-grouped batches) and `batch(idx, device)` -> the model's inputs.
+    """
+
+    def __init__(self, encoded, hw: Hardware, features: bool = False):
+        self.encoded, self.hw, self.features = encoded, hw, features
+
+    def lengths(self) -> list[int]:
+        """Size of each example (tokens for text; all equal for images and features)."""
+        return self.encoded.lengths()
+
+    def logits(self, model: Classifier, idx: list[int], tasks: Tasks) -> dict[str, torch.Tensor]:
+        """The model's fp32 logits per task for examples `idx` (computed under autocast)."""
+        batch = self.encoded.batch(idx, self.hw.device)
+        with self.hw.autocast():
+            out = model.from_features(batch["features"]) if self.features else model(**batch)
+        out = out if isinstance(out, dict) else {next(iter(tasks)): out}
+        return {t: v.float() for t, v in out.items()}
+
+
+def inputs(items: list, processor, model: Classifier, modality: Modality, candidate: Candidate, cfg: Config,
+           init_from: str, hw: Hardware) -> tuple[Inputs, int]:
+    """The modality's encoding of `items`; for feature extraction the frozen backbone's pooled features instead."""
+    if cfg.train.mode != "feature_extraction":
+        return Inputs(modality.encode(processor, items), hw), 0
+    feats, computed = modality.frozen_features(model, processor, items, candidate, cfg, init_from == "pretrained",
+                                               hw)
+    return Inputs(Tensors("features", feats), hw, features=True), computed
+
+
+@torch.inference_mode()
+def predict(model: Classifier, data: Inputs, tasks: Tasks, n: int, batch: int = 64) -> dict[str, torch.Tensor]:
+    """fp32 logits per task for all `n` examples of `data`, in eval mode (length-sorted batches, original order)."""
+    model.eval()
+    order = sorted(range(n), key=data.lengths().__getitem__)
+    parts = [data.logits(model, order[i:i + batch], tasks) for i in range(0, n, batch)]
+    out = {}
+    for t, classes in tasks.items():
+        out[t] = torch.empty((n, len(classes)))
+        out[t][order] = torch.cat([p[t] for p in parts]).cpu()
+    return out
+
+
+@torch.inference_mode()
+def validate(model: Classifier, data: Inputs, ys: dict[str, np.ndarray], loss_fns: dict, weights: dict,
+             tasks: Tasks, batch: int = 64) -> dict:
+    """Validation loss (weighted over tasks), accuracy and macro-F1 (averaged over tasks) in eval mode."""
+    n = len(next(iter(ys.values())))
+    all_logits = predict(model, data, tasks, n, batch)
+    per_task = {}
+    for t, classes in tasks.items():
+        logits = all_logits[t]
+        s = scores(ys[t], logits.argmax(1).numpy(), classes)
+        per_task[t] = {"loss": float(loss_fns[t].cpu()(logits, torch.tensor(ys[t]))), "accuracy": s["accuracy"],
+                       "macro_f1": s["macro_f1"]}
+    row = {"val_loss": round(sum(weights[t] * r["loss"] for t, r in per_task.items()), 4),
+           "val_accuracy": round(float(np.mean([r["accuracy"] for r in per_task.values()])), 4),
+           "val_macro_f1": round(float(np.mean([r["macro_f1"] for r in per_task.values()])), 4)}
+    if len(tasks) > 1:
+        row["tasks"] = {t: {k: round(v, 4) for k, v in r.items()} for t, r in per_task.items()}
+    return row
+
+
+class Loop:
+    """One training run's moving parts; `state()` / `restore()` make it resumable."""
+
+    def __init__(self, model: Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
+                 steps_per_epoch: int, hw: Hardware, net=None, world: distributed.World = distributed.World()):
+        t = cfg.train
+        self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
+        self.net, self.world = net or model, world  # net: what the training step calls (DDP with several workers)
+        self.opt = optim.optimizer(model, t)
+        self.sched = optim.scheduler(self.opt, t, steps_per_epoch * t.epochs)
+        self.loss_fns = {k: optim.loss_fn(t, ys[k], len(v)) for k, v in tasks.items()}
+        self.epoch, self.position, self.step, self.batches = 1, 0, 0, []
+        self.running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.stale = 0
+
+    def state(self, gen: torch.Generator, fp: str) -> dict:
+        """Everything needed to continue exactly from here."""
+        best = self.best
+        if best and best["epoch"] == self.epoch - 1 and self.position == 0:
+            best = {**best, "weights": None}  # the best epoch just ended: its weights are the model's, not stored twice
+        return {"fingerprint": fp, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
+                "sched": self.sched.state_dict(), "rng": checkpoint.rng_state(gen), "epoch": self.epoch,
+                "position": self.position, "step": self.step, "batches": self.batches, "running": self.running,
+                "history": self.history, "best": best, "stale": self.stale}
+
+    def restore(self, state: dict, gen: torch.Generator) -> None:
+        """Continue from a saved state."""
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        checkpoint.set_rng_state(state["rng"], gen)
+        for key in ("epoch", "position", "step", "batches", "running", "history", "best", "stale"):
+            setattr(self, key, state[key])
+        if self.best and self.best["weights"] is None:
+            self.best["weights"] = copy.deepcopy(self.model.state_dict())
+
+    def train_batches(self, data: Inputs, ys: dict[str, torch.Tensor], save) -> None:
+        """Run the rest of the current epoch's batches (from `position`), stepping every grad_accum batches."""
+        t, run = self.t, self.running
+        self.model.train()
+        bar = tqdm(total=len(self.batches), initial=self.position, unit="batch",
+                   disable=None if self.world.main else True,
+                   desc=f"epoch {self.epoch}/{t.epochs}")
+        start = time.perf_counter() - run["seconds"]
+        while self.position < len(self.batches):
+            idx = distributed.shard(self.batches[self.position], self.world)
+            logits = data.logits(self.net, idx, self.tasks)
+            targets = {k: ys[k][idx].to(self.hw.device) for k in self.tasks}
+            loss = sum(self.weights[k] * self.loss_fns[k].to(self.hw.device)(logits[k], targets[k]) for k in self.tasks)
+            (loss / t.grad_accum_steps).backward()
+            run["loss"] += loss.item() * len(idx)
+            first = next(iter(self.tasks))  # the running train accuracy is the first task's
+            run["correct"] += int((logits[first].argmax(1) == targets[first]).sum())
+            run["seen"] += len(idx)
+            self.position += 1
+            if self.position % t.grad_accum_steps == 0 or self.position == len(self.batches):
+                trainable = [p for p in self.model.parameters() if p.requires_grad]
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0, foreach=True)  # one call, not one per tensor
+                self.opt.step()
+                self.sched.step()
+                self.opt.zero_grad(set_to_none=True)
+                self.step += 1
+                if t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0:
+                    run["seconds"] = time.perf_counter() - start
+                    save()
+            run["seconds"] = time.perf_counter() - start
+            bar.update()
+            bar.set_postfix(loss=f"{run['loss'] / run['seen']:.4f}", ex_per_s=f"{run['seen'] / run['seconds']:.0f}")
+        bar.close()
+
+    def end_epoch(self, val: dict) -> bool:
+        """Record the epoch, keep the best weights; True when early stopping says stop."""
+        run = self.running
+        row = {"epoch": self.epoch, "train_loss": round(run["loss"] / run["seen"], 4),
+               "train_accuracy": round(run["correct"] / run["seen"], 4), **val,
+               "seconds": round(run["seconds"], 2), "examples_per_second": round(run["seen"] / run["seconds"], 1)}
+        self.history.append(row)
+        if self.best is None or val["val_macro_f1"] > self.best["val_macro_f1"]:
+            self.best = {"epoch": self.epoch, "val_macro_f1": val["val_macro_f1"], "val_accuracy":
+                         val["val_accuracy"], "weights": copy.deepcopy(self.model.state_dict())}
+            self.stale = 0
+        else:
+            self.stale += 1
+        self.epoch += 1
+        self.position, self.batches = 0, []
+        self.running = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        patience = self.t.early_stopping_patience
+        return patience is not None and self.stale >= patience
+
+
+def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg: Config,
+        init_from: str, out: str | Path, ckpt: str | Path | None = None, tasks: Tasks | None = None,
+        weights: dict[str, float] | None = None) -> dict:
+    """Train a classifier on `train`, keep the best epoch by validation macro-F1, save it atomically to `out`.
+
+    `tasks` ({column: labels}, default {"label": data.labels}) with two or more entries trains one shared
+    backbone with one head per column, on the `weights`-weighted sum of their losses (default 1 each).
+    `ckpt` (default: `<out>.ckpt`) holds the resumable state while training runs; it is removed on success.
+    """
+    t, out = cfg.train, Path(out)
+    ckpt = Path(ckpt) if ckpt else out.with_name(out.name + ".ckpt")
+    tasks = tasks or {"label": list(cfg.data.labels)}
+    weights = {k: (weights or {}).get(k, 1.0) for k in tasks}
+    world, hw = distributed.setup(resolve(t))
+    if world.size > 1 and t.mode == "feature_extraction":
+        raise GraftError("feature_extraction trains a head on cached features in seconds: run it in one process")
+    gen = seed_everything(cfg.seed)
+    modality = modalities.get(cfg.data.modality)
+    processor, model = modality.build(candidate, {k: len(v) for k, v in tasks.items()}, init_from, cfg)
+    optim.freeze(model, t)
+    if hw.device.type == "cpu":
+        dropout.install(model)
+    model.to(hw.device)
+    items, val_items = modality.examples(train), modality.examples(validation)
+    ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
+    val_ys = {k: label_ids(validation[k], v) for k, v in tasks.items()}
+    data, computed = inputs(items, processor, model, modality, candidate, cfg, init_from, hw)
+    val_data, val_computed = inputs(val_items, processor, model, modality, candidate, cfg, init_from, hw)
+    steps_per_epoch = math.ceil(math.ceil(len(items) / t.batch_size) / t.grad_accum_steps)
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world)
+    fp = checkpoint.fingerprint(t.model_dump(exclude={"threads"}), cfg.seed, candidate.model_dump(), init_from,
+                                tasks, weights, modality.identity(items), {k: v.tolist() for k, v in ys.items()},
+                                modality.identity(val_items), {k: v.tolist() for k, v in val_ys.items()})
+    state = checkpoint.load(ckpt, fp)
+    resumed = None
+    if state:
+        loop.restore(state, gen)
+        resumed = {"epoch": loop.epoch, "batch": loop.position, "step": loop.step}
+    writer = checkpoint.Writer()
+    save = lambda: writer.submit(ckpt, loop.state(gen, fp)) if world.main else None  # noqa: E731
+    ys_t, stop = {k: torch.tensor(v) for k, v in ys.items()}, False
+    try:
+        while loop.epoch <= t.epochs and not stop:
+            if not loop.batches:
+                loop.batches = bucketed(data.lengths(), t.batch_size, gen)
+            loop.train_batches(data, ys_t, save)
+            stop = loop.end_epoch(validate(model, val_data, val_ys, loop.loss_fns, weights, tasks))
+            if loop.epoch <= t.epochs and not stop:  # after the last epoch the model itself is saved next
+                save()
+    finally:
+        writer.wait()  # before the checkpoint is removed, or the run ends
+    result = _finish(loop, model, processor, modality, out, ckpt, candidate, init_from, cfg, hw, len(items),
+                     {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed,
+                      "workers": world.size})
+    distributed.finish(world)
+    return result
+
+
+def _finish(loop: Loop, model: Classifier, processor, modality: Modality, out: Path, ckpt: Path,
+            candidate: Candidate, init_from: str, cfg: Config, hw: Hardware, rows: int, extra: dict) -> dict:
+    """Load the best epoch's weights, save the model atomically, drop the checkpoint, summarise the run."""
+    t = cfg.train
+    model.load_state_dict(loop.best["weights"])
+    meta = {"labels": next(iter(loop.tasks.values())), "max_length": t.max_length, "dropout": t.dropout,
+            "init_from": init_from, "mode": t.mode, "backbone": candidate.model_dump(), "train_rows": rows,
+            "seed": cfg.seed, "best_epoch": loop.best["epoch"]}
+    if len(loop.tasks) > 1:
+        meta.update(tasks=loop.tasks, task_weights=loop.weights)
+    if loop.world.main:  # one writer among data-parallel workers
+        with atomic_dir(out) as tmp:
+            modalities.save_model(model.cpu(), processor, tmp, meta, modality)
+        shutil.rmtree(ckpt, ignore_errors=True)
+    seconds = sum(h["seconds"] for h in loop.history)
+    return {"init_from": init_from, "mode": t.mode, "backbone": candidate.name, "train_rows": rows,
+            "seconds": round(seconds, 2),
+            "examples_per_second": round(rows * len(loop.history) / max(seconds, 1e-9), 1),
+            "device": hw.device.type, "precision": hw.precision, "threads": hw.threads,
+            "optimizer_steps": loop.step, "best_epoch": loop.best["epoch"], "val_accuracy": loop.best["val_accuracy"],
+            "val_macro_f1": loop.best["val_macro_f1"], **extra, "history": loop.history}

@@ -5,11 +5,12 @@ import shutil
 
 import pytest
 
-from graft import report as dashboard
 from graft.core.artifacts import read_json, write_json
 from graft.data.tables import read_splits
 from graft.data.validate import validate_tables
 from graft.promote import gate
+from graft.report import html as dashboard
+from graft.report.runs import runs_index
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, installed by `make setup`
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -29,7 +30,7 @@ def pages(stage_run, shrunk, tmp_path_factory):
     verdict = gate.decide(read_json(stage_run["evaluate"]), read_json(stage_run["export"]), cfg.gate)
     write_json(metrics / "gate.json", {**verdict, "registered": stage_run["registered"]})
     run = dashboard.report(cfg, dashboard.collect(metrics, stage_run["splits"]), tmp / "reports" / "run.html")
-    index = dashboard.runs_index(cfg.registry, tmp / "reports" / "runs.html")
+    index = runs_index(cfg.registry, tmp / "reports" / "runs.html")
     return run, index, tmp
 
 

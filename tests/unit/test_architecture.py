@@ -123,3 +123,11 @@ def test_dvc_deps_cover_every_module_a_stage_imports(graph):
 def test_the_dvc_deps_check_notices_a_missing_folder(graph):
     needed = graph.find_upstream_modules("graft.train")
     assert "graft.metrics.scores" in needed  # the best epoch is chosen by macro-F1: train depends on metrics
+
+
+def test_the_readme_contracts_are_the_output_models():
+    from graft.core.outputs import contracts_markdown
+
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- contracts:start -->\n") + 25:text.index("<!-- contracts:end -->")]
+    assert block == contracts_markdown()

@@ -36,3 +36,25 @@ def test_read_json_errors_name_the_file(tmp_path):
     (tmp_path / "bad.json").write_text("{half")
     with pytest.raises(GraftError, match="bad.json: not valid JSON"):
         read_json(tmp_path / "bad.json")
+
+
+def test_a_stage_output_is_validated_when_read(tmp_path):
+    import json
+
+    import pytest
+
+    from graft.core import outputs
+    from graft.core.errors import GraftError
+
+    good = {"passed": True, "reasons": [], "checks": [], "registered": None}
+    outputs.write(tmp_path / "gate.json", "gate", good)
+    assert outputs.read(tmp_path / "gate.json", "gate") == good
+    (tmp_path / "old.json").write_text(json.dumps({"passed": True, "checks": []}))
+    with pytest.raises(GraftError, match=r"old\.json: not a valid gate output: reasons: Field required"):
+        outputs.read(tmp_path / "old.json", "gate")
+    (tmp_path / "bad.json").write_text(json.dumps({**good, "checks": [{"name": "x"}]}))
+    with pytest.raises(GraftError, match=r"bad\.json: not a valid gate output: checks\.0\.value: Field required"):
+        outputs.read(tmp_path / "bad.json", "gate")
+    with pytest.raises(GraftError, match="not a valid evaluate output"):
+        outputs.write(tmp_path / "e.json", "evaluate", {"finetune": {}})
+    assert not (tmp_path / "e.json").exists()  # nothing half-written

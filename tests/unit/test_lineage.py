@@ -1,6 +1,7 @@
 """The code version stamped on models and compared by freshness: the commit, plus a hash of uncommitted code."""
 
 import subprocess
+from pathlib import Path
 
 from graft.promote.lineage import git_commit
 
@@ -39,3 +40,21 @@ def test_a_commit_and_each_code_edit_on_it_are_distinct_versions(tmp_path):
 
 def test_outside_git_the_version_is_unknown(tmp_path):
     assert git_commit(tmp_path) == "unknown"
+
+
+def test_the_params_hash_is_the_same_under_dvc_and_kfp(tmp_path):
+    """kfp.local's config makes every path absolute; the hash covers what determines the model, not where it lives."""
+    from graft_kfp.pipelines.__main__ import local_config
+
+    from graft.core import config
+    from graft.promote.lineage import params_hash
+
+    root = Path(__file__).resolve().parents[2]
+    for params in (root / "params.yaml", root / "image" / "params.yaml"):
+        dvc = config.load(params)
+        kfp = config.from_dict(local_config(str(params)))
+        assert kfp.data.raw != dvc.data.raw  # the two orchestrators really see different paths
+        assert params_hash(kfp) == params_hash(dvc)
+    moved = config.load(root / "params.yaml")
+    retrained = moved.model_copy(update={"train": moved.train.model_copy(update={"epochs": 5})})
+    assert params_hash(retrained) != params_hash(moved)

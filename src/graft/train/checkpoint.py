@@ -15,6 +15,7 @@ import os
 import random
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,9 @@ def load(folder: Path, expected: str) -> dict | None:
     if not path.is_file():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own notes on a foreign pickle: the one line below says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 (UnpicklingError for a forbidden class, others for a corrupt file)
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         print(f"graft: warning: {path}: not a graft checkpoint, ignored ({reason}); training starts afresh",

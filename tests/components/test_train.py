@@ -167,4 +167,4 @@ def test_curve_rejects_a_size_beyond_the_pool(shrunk, stage_run, tmp_path):
 
     _, cfg = shrunk
     with pytest.raises(GraftError, match=r"curve.sizes has 1000000, but the training pool has only \d+ rows"):
-        curve.point(cfg.data.raw, stage_run["select"], 10**6, "pretrained", cfg, tmp_path / "p.json")
+        curve.run(cfg.data.raw, stage_run["select"], 10**6, "pretrained", cfg, tmp_path / "p.json")

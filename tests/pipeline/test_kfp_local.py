@@ -40,7 +40,7 @@ def test_every_task_ran_and_the_gate_promoted(kfp_run):
     assert registry.champion(config.from_dict(params).registry)["version"] == version
     text = local_summary(run_dir, str(run_dir.parent.parent / "params.yaml"))
     assert "gate           : PASSED" in text and f"graft-text version {version} -> alias 'champion'" in text
-    assert "selection audit: Kendall tau" in text or "selection audit: tau undefined" in text
+    assert "selfcheck      : Kendall tau" in text or "selfcheck      : tau undefined" in text
     assert "training       : finetune, " in text and "classical      :" in text
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
+from graft.core.errors import GraftError
 
 # One check's message: (check name, GX result, config, the table) -> the detail line, or None if not this modality's
 Message = Callable[[str, dict, ValidateConfig, pd.DataFrame], str | None]
@@ -51,7 +52,7 @@ class Modality(ABC):
 
     def materialize(self, dest: Path) -> Path:
         """Write the packaged default data set to `dest` (only for `default_data`)."""
-        raise NotImplementedError(f"{self.name} has no packaged default data set")
+        raise GraftError(f"{dest}: the {self.name} modality ships no default data set; put your file there")
 
     @abstractmethod
     def clean(self, df: pd.DataFrame) -> pd.DataFrame:

@@ -36,8 +36,8 @@ class Classifier(nn.Module):
         return self.from_features(self.features(*args, **inputs))
 
     def features(self, *args: torch.Tensor, **inputs: torch.Tensor) -> torch.Tensor:
-        """The pooled vector of a batch (the modality's subclass defines it)."""
-        raise NotImplementedError
+        """The pooled vector of a batch: each modality's subclass (TextClassifier, ImageClassifier) defines it."""
+        raise TypeError(f"{type(self).__name__} must define features(): use a modality's classifier")
 
     def from_features(self, pooled: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         """Logits from pooled vectors (feature extraction trains on cached ones)."""

@@ -1,8 +1,11 @@
 """`dvc repro` of the real dvc.yaml in a temporary copy of the project, on the shrunk config."""
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,13 +27,20 @@ def sh(*cmd, cwd, check=True):
     return res
 
 
+def copy_code(tmp: Path) -> None:
+    """The code a checkout has: src/, bin/graft (what dvc.yaml's commands run) and a link to this checkout's venv."""
+    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(ROOT / "bin", tmp / "bin")
+    (tmp / ".venv").symlink_to(Path(sys.prefix))
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """A git + DVC copy of the project with the shrunk params and the pinned raw data in place."""
     tmp = tmp_path_factory.mktemp("project")
     for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, tmp / name)
-    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_code(tmp)
     (tmp / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
     params = shrunk_params(tmp)
@@ -197,21 +207,102 @@ def test_a_candidate_that_learned_nothing_is_refused_as_a_regression(project):
     assert "refused: non_regression" in index and f"promoted as v{good} (champion)" in index
 
 
+def test_editing_a_module_train_imports_makes_train_stale(project):
+    tmp, _ = project
+    scores = tmp / "src" / "graft" / "metrics" / "scores.py"  # train picks its best epoch by macro-F1
+    original = scores.read_text()
+    assert "Data and pipelines are up to date" in sh("dvc", "status", "train", cwd=tmp).stdout
+    scores.write_text(original + "\n# an edit\n")
+    try:
+        status = sh("dvc", "status", "train", cwd=tmp).stdout
+        assert "train:" in status and "modified:" in status and "src/graft/metrics" in status
+    finally:
+        scores.write_text(original)
+
+
+def dvc_without_venv(*args, cwd):
+    """dvc started by path with the venv's bin/ off PATH, as from a plain shell: no error, nothing on stderr."""
+    venv_bin = Path(sys.prefix, "bin").resolve()
+    env = dict(os.environ, PATH=os.pathsep.join(
+        d for d in os.environ["PATH"].split(os.pathsep) if Path(d).resolve() != venv_bin))
+    res = subprocess.run([str(venv_bin / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, f"dvc {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+    assert "failed" not in res.stderr.lower() and "error" not in res.stderr.lower(), res.stderr
+    return res.stdout
+
+
+def commit(tmp):
+    sh("git", "add", "-A", cwd=tmp)
+    sh("git", "-c", "user.name=graft", "-c", "user.email=graft@localhost", "commit", "-q", "-m", "run", cwd=tmp)
+
+
+def test_kfp_after_dvc_on_the_same_data_params_and_commit_is_no_new_data(project):
+    """`make run` then `make kfp-run` on one commit: one lineage, so the KFP run stops at freshness."""
+    tmp, _ = project
+    params = shrunk_params(tmp)
+    params["validate"]["profile_dir"] = "data/profiles"
+    params["data"]["cutoff"] = "2016-09-30"
+    params["registry"]["tracking_uri"] = f"sqlite:///{tmp / 'lineage.db'}"  # a first run: the gate promotes
+    write_params(tmp, params)
+    commit(tmp)
+    dvc_without_venv("repro", "gate", cwd=tmp)
+    reg = config.load(tmp / "params.yaml").registry
+    assert registry.champion(reg)["version"] == 1
+    sh(sys.executable, "-m", "graft_kfp.pipelines", "run", "--params", "params.yaml", "--root", ".kfp-local", cwd=tmp)
+    (run_dir,) = (tmp / ".kfp-local").iterdir()
+    assert {p.name for p in run_dir.iterdir()} == {"freshness"}
+    decision = read_json(run_dir / "freshness" / "decision")
+    assert decision["retrain"] is False and decision["reason"].startswith("no new data: champion v1 "), decision
+    client = __import__("mlflow").MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    assert [int(v.version) for v in client.search_model_versions(f"name = '{reg.model_name}'")] == [1]
+
+
+def test_dvc_experiments_and_diffs_against_the_last_commit(project):
+    """`dvc exp run -S`, `dvc exp show` and `dvc metrics/params/plots diff HEAD`, with the image workspace committed
+    beside the text one and dvc started by path, the venv not on PATH (bin/graft finds it)."""
+    tmp, _ = project
+    ws = tmp / "image"
+    ws.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "image" / "dvc.yaml", ws / "dvc.yaml")
+    if not (ws / "src").exists():
+        (ws / "src").symlink_to(Path("..") / "src")
+    write_params(ws, shrunk_image_params(ws))
+    shutil.copytree(ROOT / "image" / "metrics", ws / "metrics", dirs_exist_ok=True)  # committed, as in the repo
+    dvc_without_venv("repro", "evaluate", cwd=tmp)
+    commit(tmp)
+    out = dvc_without_venv("exp", "run", "-S", "train.epochs=2", "evaluate", cwd=tmp)
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out
+
+    shown = json.loads(dvc_without_venv("exp", "show", "--json", cwd=tmp))
+    experiments = [e for commit in shown[1:] for x in commit.get("experiments") or [] for e in x.get("revs", [])]
+    assert all(r.get("error") is None for r in shown + experiments), [r.get("error") for r in shown + experiments]
+    assert len(experiments) == 1
+    assert experiments[0]["data"]["params"]["params.yaml"]["data"]["train"]["epochs"] == 2
+    assert "image/params.yaml" in shown[0]["data"]["params"]  # the image workspace's params are read too
+
+    params_diff = json.loads(dvc_without_venv("params", "diff", "HEAD", "--json", cwd=tmp))
+    assert params_diff["params.yaml"]["train.epochs"] == {"old": 1, "new": 2, "diff": 1}
+    metrics_diff = json.loads(dvc_without_venv("metrics", "diff", "HEAD", "--all", "--json", cwd=tmp))
+    f1 = metrics_diff["metrics/evaluate.json"]["finetune.macro_f1"]
+    assert f1["old"] is not None and f1["new"] is not None  # the committed revision's metrics were read
+    assert json.loads(dvc_without_venv("plots", "diff", "HEAD", "--json", cwd=tmp))  # both revisions' curves
+
+
 @pytest.fixture(scope="module")
 def image_project(tmp_path_factory, image_raw):
-    """The project copy with its image/ workspace as the repository has it (dvc.yaml and src are links up)."""
+    """The project copy with its image/ workspace as the repository has it (its dvc.yaml a copy, src a link up)."""
     tmp = tmp_path_factory.mktemp("image-project")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, tmp / name)
-    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    copy_code(tmp)
     (tmp / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
     write_params(tmp, shrunk_params(tmp))  # DVC parses every dvc.yaml of the repository, the text one included
     ws = tmp / "image"
     ws.mkdir()
-    for name in ("dvc.yaml", "src"):
-        assert (ROOT / "image" / name).is_symlink()
-        (ws / name).symlink_to(Path("..") / name)
+    shutil.copy(ROOT / "image" / "dvc.yaml", ws / "dvc.yaml")
+    assert (ROOT / "image" / "src").is_symlink()
+    (ws / "src").symlink_to(Path("..") / "src")
     (ws / "data" / "raw").mkdir(parents=True)
     shutil.copy(image_raw, ws / "data" / "raw" / image_raw.name)
     params = shrunk_image_params(ws)

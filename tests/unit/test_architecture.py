@@ -1,6 +1,7 @@
 """The shape of the code, checked: layers without cycles, small modules, one modality seam, honest DVC deps."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -131,3 +132,16 @@ def test_the_readme_contracts_are_the_output_models():
     text = (ROOT / "README.md").read_text()
     block = text[text.index("<!-- contracts:start -->\n") + 25:text.index("<!-- contracts:end -->")]
     assert block == contracts_markdown()
+
+
+def test_the_image_workspace_runs_the_same_dag():
+    """image/dvc.yaml is a real file (DVC reads links as their target path in old revisions), equal to dvc.yaml."""
+    image = ROOT / "image" / "dvc.yaml"
+    assert not image.is_symlink()
+    assert image.read_bytes() == (ROOT / "dvc.yaml").read_bytes(), "image/dvc.yaml differs: cp dvc.yaml image/"
+
+
+def test_every_dvc_command_runs_graft_from_the_project_venv():
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert all(s["cmd"].startswith("$DVC_ROOT/bin/graft ") for s in stages.values())
+    assert os.access(ROOT / "bin" / "graft", os.X_OK)

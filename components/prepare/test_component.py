@@ -22,3 +22,11 @@ def test_prepare_component_writes_split_dataset(tmp_path, raw_file):
     folder = Path(splits.path)
     assert len(pd.read_parquet(folder / "test.parquet")) == 60
     assert json.loads((folder / "manifest.json").read_text())["rows"]["train"] == 120
+
+
+def test_the_function_splits_and_tags_the_dataset_with_the_data_md5(chain):
+    splits = chain.prepare.splits
+    assert splits.metadata == {"train_rows": 120, "validation_rows": 40, "test_rows": 60,
+                               "data_md5": chain.freshness.value}
+    assert sorted(p.name for p in Path(splits.path).glob("*.parquet")) == ["test.parquet", "train.parquet",
+                                                                           "validation.parquet"]

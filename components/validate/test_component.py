@@ -1,5 +1,7 @@
 """The `validate` component through kfp.local: a bad data set stops the pipeline at validation."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from graft_kfp.components.prepare.component import prepare
@@ -44,3 +46,24 @@ def test_unknown_label_fails_the_pipeline(tmp_path):
     df.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(RuntimeError, match="Inner task failed: .*validate"):
         run(tmp_path, str(tmp_path / "bad.csv"))
+
+
+def test_the_function_passes_good_splits_and_logs_its_checks(chain):
+    out = chain.validate
+    assert out.report.metadata["failed"] == 0 and out.report.metadata["checks"] > 10
+    assert "Data validation: PASSED" in Path(out.docs.path).read_text()
+
+
+def test_the_function_raises_one_line_per_failed_check(chain, tmp_path):
+    import shutil
+
+    from kfp import dsl
+
+    bad = tmp_path / "splits"
+    shutil.copytree(chain.prepare.splits.path, bad)
+    train = pd.read_parquet(bad / "train.parquet")
+    train.loc[train.index[::5], "label"] = "BernieSanders"
+    train.to_parquet(bad / "train.parquet", index=False)
+    splits = dsl.Dataset(name="splits", uri=str(bad), metadata={})
+    with pytest.raises(RuntimeError, match=r"data validation failed:\n.*train.*label_in_set.*'BernieSanders'"):
+        chain.call(validate, "bad", splits=splits, outputs={"report": dsl.Metrics, "docs": dsl.HTML})

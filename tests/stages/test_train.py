@@ -13,7 +13,7 @@ from graft.core import config
 from graft.core.artifacts import read_json
 from graft.data.tables import read_splits
 from graft.select import ranking as select
-from tests.components.test_stages import untimed
+from tests.stages.test_stages import untimed
 from tests.shrink import write_params
 
 

@@ -267,7 +267,8 @@ def test_dvc_experiments_and_diffs_against_the_last_commit(project):
     if not (ws / "src").exists():
         (ws / "src").symlink_to(Path("..") / "src")
     write_params(ws, shrunk_image_params(ws))
-    shutil.copytree(ROOT / "image" / "metrics", ws / "metrics", dirs_exist_ok=True)  # committed, as in the repo
+    for committed in ("metrics", "plots"):  # the image workspace's recorded run, as the repository holds it
+        shutil.copytree(ROOT / "image" / committed, ws / committed, dirs_exist_ok=True)
     dvc_without_venv("repro", "evaluate", cwd=tmp)
     commit(tmp)
     out = dvc_without_venv("exp", "run", "-S", "train.epochs=2", "evaluate", cwd=tmp)

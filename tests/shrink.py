@@ -26,7 +26,7 @@ def shrunk_params(tmp: Path) -> dict:
     # No latency budget in tests either (timing depends on load); it is tested on crafted metrics in test_gate.py.
     # The int8 bound (0.5 pt) neither: on 60 test rows one prediction that int8 flips is 1.7 points, so it would
     # hinge on a single row of a one-epoch model (test_gate.py tests it at full strength).
-    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, max_latency_ms_p95=None,
+    p["gate"].update(min_macro_f1=0.0, min_transfer_margin=-1.0, max_latency_ms_p95=None,
                      max_int8_accuracy_drop_pt=100.0)
     p["validate"]["profile_dir"] = str(tmp / "profiles")
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
@@ -48,7 +48,7 @@ def shrunk_image_params(tmp: Path) -> dict:
                        candidates=p["select"]["candidates"][:2])
     p["curve"] = {"sizes": [20, 60]}
     p["train"].update(image_size=32, epochs=1, batch_size=16)
-    p["gate"].update(min_macro_f1=0.0, min_margin_over_scratch=-1.0, min_onnx_agreement=0.9, max_latency_ms_p95=None,
+    p["gate"].update(min_macro_f1=0.0, min_transfer_margin=-1.0, min_onnx_agreement=0.9, max_latency_ms_p95=None,
                      max_onnx_accuracy_delta_pt=5.0, max_int8_accuracy_drop_pt=100.0)
     p["validate"].update(profile_dir=str(tmp / "profiles"), min_rows_per_class=5)  # ~10 images per class here
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))

@@ -95,7 +95,7 @@ def test_a_second_run_on_the_same_data_stops_at_freshness(kfp_run):
 def test_failing_gate_skips_registration(tmp_path, raw_file):
     params = shrunk_params(tmp_path)
     params["data"]["raw"] = str(raw_file)
-    params["gate"].update(min_macro_f1=1.0, min_margin_over_scratch=0.99)
+    params["gate"].update(min_macro_f1=1.0, min_transfer_margin=0.99)
     run_dir = run_pipeline(params, tmp_path / "root")
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is False
     assert not (run_dir / "register").exists()

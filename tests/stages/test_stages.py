@@ -318,7 +318,7 @@ def test_promote_refuses_a_failed_verdict(stage_run, shrunk):
 def test_gate_cli_fails_and_registers_nothing(stage_run, shrunk, tmp_path):
     params, cfg = shrunk
     strict = json.loads(json.dumps(params))
-    strict["gate"].update(min_macro_f1=0.99, min_margin_over_scratch=0.5)
+    strict["gate"].update(min_macro_f1=0.99, min_transfer_margin=0.5)
     write_params(tmp_path, strict)
     before = registry.champion(cfg.registry)["version"]
     res = subprocess.run(["graft", "gate", "--evaluate", str(stage_run["evaluate"]), "--export",

@@ -13,8 +13,8 @@ from graft.core import config
 from graft.core.artifacts import read_json
 from graft.data.tables import read_splits
 from graft.select import ranking as select
-from tests.stages.test_stages import untimed
 from tests.shrink import write_params
+from tests.stages.test_stages import untimed
 
 
 def cfg_with(params: dict, **train_overrides):

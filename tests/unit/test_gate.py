@@ -1,7 +1,7 @@
 from graft.core.config import GateConfig
 from graft.promote import gate
 
-POLICY = GateConfig(min_macro_f1=0.8, min_margin_over_scratch=0.02, min_onnx_agreement=0.999, max_regression=0.01)
+POLICY = GateConfig(min_macro_f1=0.8, min_transfer_margin=0.02, min_onnx_agreement=0.999, max_regression=0.01)
 PARITY_CHECKS = ["onnx_max_abs_diff", "onnx_agreement", "onnx_accuracy_delta_pt", "int8_accuracy_drop_pt"]
 
 
@@ -129,3 +129,37 @@ def test_decisions_from_crafted_predictions_through_the_real_statistics():
     worse = gate.decide(evaluation(weak, good, champion=good), parity(), POLICY)  # clear fail on every count
     assert failed(worse) == ["min_macro_f1", "transfer_benefit", "non_regression"]
     assert "NEGATIVE TRANSFER" in worse["reasons"][1] and "REGRESSION" in worse["reasons"][2]
+
+
+def with_classical(ev: dict, cl: float, half: float = 0.02) -> dict:
+    ft = ev["finetune"]["macro_f1"]
+    return {**ev, "classical": {"macro_f1": cl, "accuracy": cl, "method": "TF-IDF + logistic regression"},
+            "comparisons": {**ev["comparisons"], "finetune_vs_classical": {"macro_f1": ci(ft - cl, half)}}}
+
+
+def test_transfer_is_judged_against_the_best_model_without_transfer():
+    # scratch is weak (0.70), so fine-tuned +0.12 over it; but TF-IDF reaches 0.84: only +-0.02 there
+    ev = with_classical(metrics(0.82, 0.70), 0.84)
+    verdict = gate.decide(ev, parity(), POLICY)
+    (check,) = [c for c in verdict["checks"] if c["name"] == "transfer_benefit"]
+    assert failed(verdict) == ["transfer_benefit"]  # a model that loses to TF-IDF is no longer promoted
+    assert check["baseline"] == "classical" and check["value"] == -0.02 and check["ci_low"] == -0.04
+    assert "fine-tuned minus classical" in check["why"] and "scratch 0.7000" in check["why"]
+    assert "negative transfer: the estimate is below zero" in check["why"]
+    clearly_worse = gate.decide(with_classical(metrics(0.82, 0.70), 0.90), parity(), POLICY)
+    assert "NEGATIVE TRANSFER: the fine-tuned model is worse than the classical baseline (TF-IDF + logistic " \
+           "regression)" in clearly_worse["reasons"][0]
+
+
+def test_a_weak_classical_baseline_leaves_scratch_as_the_one_to_beat():
+    verdict = gate.decide(with_classical(metrics(0.92, 0.81), 0.60), parity(), POLICY)
+    (check,) = [c for c in verdict["checks"] if c["name"] == "transfer_benefit"]
+    assert verdict["passed"] and check["baseline"] == "scratch" and check["value"] == 0.11
+
+
+def test_the_old_margin_name_is_refused_with_the_new_one():
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="min_margin_over_scratch is now min_transfer_margin"):
+        GateConfig(min_margin_over_scratch=0.02)

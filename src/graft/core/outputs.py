@@ -237,6 +237,8 @@ class GateCheck(Output):
     ci_high: float | None
     passed: bool
     why: str
+    baseline: str | None = Field(None, description="transfer_benefit: the no-transfer model compared with (the best "
+                                 "of scratch and classical)")
 
 
 class GateOutput(Output):

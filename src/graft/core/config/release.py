@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from graft.core.config.base import Section
 
@@ -28,9 +28,10 @@ class GateConfig(Section):
     """The promotion policy."""
 
     min_macro_f1: float = Field(0.8, ge=0, le=1, description="Floor on the fine-tuned test macro-F1.")
-    min_margin_over_scratch: float = Field(
-        0.02, description="The lower 95% bound of fine-tuned minus scratch macro-F1 must reach this (transfer "
-        "benefit); an upper bound below zero is a NEGATIVE TRANSFER verdict.")
+    min_transfer_margin: float = Field(
+        0.02, description="The lower 95% bound of fine-tuned minus the best no-transfer model's macro-F1 (scratch or "
+        "the classical baseline, whichever scores higher) must reach this (transfer benefit); an upper bound below "
+        "zero is a NEGATIVE TRANSFER verdict.")
     max_regression: float = Field(
         0.01, ge=0, description="The lower 95% bound of candidate minus champion macro-F1 may go down to minus this "
         "(non-regression), both re-scored on the current test split.")
@@ -48,6 +49,14 @@ class GateConfig(Section):
     max_latency_ms_p95: float | None = Field(
         None, gt=0, description="Latency budget: p95 of one ONNX Runtime call at batch 1 on real test rows (ms), "
         "measured by `export` on the machine that ran it (null: no latency check).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        if isinstance(data, dict) and "min_margin_over_scratch" in data:
+            raise ValueError("min_margin_over_scratch is now min_transfer_margin: the margin applies to the best model "
+                             "without transfer (scratch or the classical baseline), not to scratch alone")
+        return data
 
 
 class TaskResources(Section):

@@ -20,8 +20,8 @@ from tests.shrink import ROOT, shrunk_image_params, shrunk_params, write_params
 pytestmark = pytest.mark.slow
 
 
-def sh(*cmd, cwd, check=True):
-    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
+def sh(*cmd, cwd, check=True, env=None):
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
     if check and res.returncode:
         raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
     return res
@@ -225,8 +225,7 @@ def dvc_without_venv(*args, cwd):
     venv_bin = Path(sys.prefix, "bin").resolve()
     env = dict(os.environ, PATH=os.pathsep.join(
         d for d in os.environ["PATH"].split(os.pathsep) if Path(d).resolve() != venv_bin))
-    res = subprocess.run([str(venv_bin / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, f"dvc {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+    res = sh(str(venv_bin / "dvc"), *args, cwd=cwd, env=env)
     assert "failed" not in res.stderr.lower() and "error" not in res.stderr.lower(), res.stderr
     return res.stdout
 

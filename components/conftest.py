@@ -74,6 +74,12 @@ class Chain:
         return self._trained(baseline)
 
     @functools.cached_property
+    def adapt(self):
+        """The adapted model (train.adapt on data.target's pool)."""
+        from graft_kfp.components.adapt.component import adapt
+        return self._trained(adapt)
+
+    @functools.cached_property
     def selfcheck(self):
         """The runners-up, fine-tuned."""
         from graft_kfp.components.selfcheck.component import selfcheck
@@ -85,7 +91,7 @@ class Chain:
         """Both models scored, the selection audited."""
         from graft_kfp.components.evaluate.component import evaluate
         return self.call(evaluate, splits=self.prepare.splits, finetune=self.train.model,
-                         scratch=self.baseline.model, selection=self.select.selection,
+                         scratch=self.baseline.model, adapted=self.adapt.model, selection=self.select.selection,
                          selfcheck=self.selfcheck.models,
                          outputs={"evaluation": dsl.Metrics, "confusion": dsl.ClassificationMetrics})
 
@@ -93,7 +99,8 @@ class Chain:
     def export(self):
         """The ONNX package and its parity."""
         from graft_kfp.components.export.component import export
-        return self.call(export, model=self.train.model, splits=self.prepare.splits,
+        return self.call(export, model=self.train.model, adapted=self.adapt.model,
+                         evaluation=self.evaluate.evaluation, splits=self.prepare.splits,
                          outputs={"package": dsl.Model, "parity": dsl.Metrics})
 
     @functools.cached_property
@@ -124,11 +131,14 @@ class Chain:
 
 
 @pytest.fixture(scope="session")
-def chain(tmp_path_factory, raw_file):
-    """The components of one pipeline run, called directly, on the shrunk config with its own registry."""
-    from tests.shrink import shrunk_params
+def chain(tmp_path_factory, raw_file, target_files):
+    """The components of one pipeline run, called directly, on the shrunk config with its own registry.
+
+    It has a target domain (September tweets) and adapts to it by self-training: the adaptation path.
+    """
+    from tests.shrink import shrunk_params, with_target
 
     root = tmp_path_factory.mktemp("components")
-    params = shrunk_params(root)
+    params = with_target(shrunk_params(root), target_files)
     params["data"]["raw"] = str(raw_file)
     return Chain(root, config.from_dict(params).to_dict())

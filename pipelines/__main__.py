@@ -15,6 +15,8 @@ def local_config(params: str) -> dict:
     raw = config.load(params).to_dict()
     root = Path(params).resolve().parent
     raw["data"]["raw"] = str((root / raw["data"]["raw"]).resolve())
+    for key, path in (raw["data"].get("target") or {}).items():  # the target domain's files
+        raw["data"]["target"][key] = str((root / path).resolve())
     raw["validate"]["profile_dir"] = str((root / raw["validate"]["profile_dir"]).resolve())
     if raw["select"].get("feature_cache"):
         raw["select"]["feature_cache"] = str((root / raw["select"]["feature_cache"]).resolve())

@@ -1,5 +1,6 @@
 """The graft DAG as a KFP v2 pipeline factory: wiring and the promotion condition only, no ML logic."""
 
+from graft_kfp.components.adapt.component import adapt
 from graft_kfp.components.baseline.component import baseline
 from graft_kfp.components.evaluate.component import evaluate
 from graft_kfp.components.export.component import export
@@ -18,7 +19,7 @@ PIPELINE_NAME = "graft-transfer"
 
 
 MLFLOW_TASKS = ("freshness", "evaluate", "gate", "register")  # the tasks that read or write the registry
-TRAINING_TASKS = ("train", "baseline", "selfcheck")
+TRAINING_TASKS = ("train", "baseline", "adapt", "selfcheck")
 MLFLOW_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID",
                "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
 
@@ -60,8 +61,9 @@ def create_pipeline(default_config: dict, cluster: bool = False):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Validate data, select a backbone, fine-tune it, a scratch baseline and selection's "
-                    "runners-up, evaluate, export to ONNX, and register the model only if the gate passes.",
+        description="Validate data, select a backbone, fine-tune it, a scratch baseline, an adapted model "
+                    "(train.adapt) and selection's runners-up, evaluate, export to ONNX, and register the model "
+                    "only if the gate passes.",
     )
     def graft_pipeline(config: dict = default_config, source: str = ""):
         fresh = on(freshness(config=config, source=source), "freshness")
@@ -73,11 +75,14 @@ def create_pipeline(default_config: dict, cluster: bool = False):
             chosen = on(select(config=config, splits=splits).after(checked), "select")
             finetuned = on(train(config=config, splits=splits, selection=chosen.outputs["selection"]), "train")
             scratch = on(baseline(config=config, splits=splits, selection=chosen.outputs["selection"]), "baseline")
+            adapted = on(adapt(config=config, splits=splits, selection=chosen.outputs["selection"]), "adapt")
             audit = on(selfcheck(config=config, splits=splits, selection=chosen.outputs["selection"]), "selfcheck")
             scored = on(evaluate(config=config, splits=splits, finetune=finetuned.outputs["model"],
-                                 scratch=scratch.outputs["model"], selection=chosen.outputs["selection"],
+                                 scratch=scratch.outputs["model"], adapted=adapted.outputs["model"],
+                                 selection=chosen.outputs["selection"],
                                  selfcheck=audit.outputs["models"]), "evaluate")
-            exported = on(export(config=config, model=finetuned.outputs["model"], splits=splits), "export")
+            exported = on(export(config=config, model=finetuned.outputs["model"], adapted=adapted.outputs["model"],
+                                 evaluation=scored.outputs["evaluation"], splits=splits), "export")
             verdict = on(gate(config=config, splits=splits, evaluation=scored.outputs["evaluation"],
                               parity=exported.outputs["parity"], package=exported.outputs["package"]), "gate")
             on(report(config=config, splits=splits, validation=checked.outputs["report"],

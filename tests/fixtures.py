@@ -38,6 +38,20 @@ def raw_file(tmp_path_factory) -> Path:
     return materialize(tmp_path_factory.mktemp("raw") / "election-tweets-2016.tab")
 
 
+@pytest.fixture(scope="session")
+def target_files(raw_file, tmp_path_factory) -> Path:
+    """A target domain from September tweets (after the shrunk cutoff): pool.csv, 150 unlabeled texts, and
+    labeled.csv, 100 labeled ones."""
+    from graft.core.formats import read_file
+
+    folder = tmp_path_factory.mktemp("target")
+    df = read_file(raw_file)
+    sep = df[df["Time"].astype(str) >= "2016-09-01"]
+    sep[["Content"]].iloc[:150].to_csv(folder / "pool.csv", index=False)
+    sep[["Content", "Author"]].iloc[150:250].to_csv(folder / "labeled.csv", index=False)
+    return folder
+
+
 def _shrunk(tmp_path_factory, name: str, make_params, raw: Path):
     from graft.core import config
 

@@ -1,5 +1,6 @@
 """The shrunk config: the real params.yaml with tiny data, one epoch and 1-2 layer backbones (seconds, not minutes)."""
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -52,4 +53,15 @@ def shrunk_image_params(tmp: Path) -> dict:
                      max_onnx_accuracy_delta_pt=5.0, max_int8_accuracy_drop_pt=100.0)
     p["validate"].update(profile_dir=str(tmp / "profiles"), min_rows_per_class=5)  # ~10 images per class here
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
+    return p
+
+
+def with_target(params: dict, folder: Path, adapt: str = "self_training") -> dict:
+    """`params` with the target domain of the `target_files` fixture, and train.adapt set.
+
+    The pseudo-label threshold is 0.5: a one-epoch model is rarely 90% sure of anything.
+    """
+    p = copy.deepcopy(params)
+    p["data"]["target"] = {"raw": str(folder / "pool.csv"), "test": str(folder / "labeled.csv")}
+    p["train"].update(adapt=adapt, adaptation={"pseudo_threshold": 0.5})
     return p

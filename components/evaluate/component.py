@@ -7,17 +7,21 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Mo
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def evaluate(config: dict, splits: Input[Dataset], finetune: Input[Model], scratch: Input[Model],
-             selection: Input[Artifact], selfcheck: Input[Model], evaluation: Output[Metrics],
+             adapted: Input[Model], selection: Input[Artifact], selfcheck: Input[Model], evaluation: Output[Metrics],
              confusion: Output[ClassificationMetrics]):
-    """Score both models and audit selection; the evaluation file feeds the gate, the confusion matrix the KFP UI."""
+    """Score the models (per domain with a target) and audit selection; the evaluation feeds export and the gate."""
     from graft.core import config as gc
     from graft.evaluate import run
 
     result = run(splits.path, finetune.path, scratch.path, gc.from_dict(config), evaluation.path,
-                 selection=selection.path, runners_up=selfcheck.path)
+                 selection=selection.path, runners_up=selfcheck.path, adapted=adapted.path)
     for name in ("finetune", "scratch", "classical"):
         for key in ("accuracy", "macro_f1"):
             evaluation.log_metric(f"{name}_{key}", result[name][key])
+    for domain, scored in (result.get("domains") or {}).items():
+        if domain in ("source", "target") and scored:
+            for name, s in scored.items():
+                evaluation.log_metric(f"{domain}_{name}_macro_f1", s["macro_f1"])
     if result["selfcheck"]["kendall_tau"] is not None:
         evaluation.log_metric("selfcheck_kendall_tau", result["selfcheck"]["kendall_tau"])
     confusion.log_confusion_matrix(result["labels"], result["finetune"]["confusion_matrix"])

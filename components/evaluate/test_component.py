@@ -12,3 +12,6 @@ def test_scores_every_model_and_logs_the_confusion_matrix(chain):
     matrix = out.confusion.metadata["confusionMatrix"]
     assert [c["displayName"] for c in matrix["annotationSpecs"]] == written["labels"]
     assert sum(sum(r["row"]) for r in matrix["rows"]) == written["finetune"]["rows"]
+    dom = written["domains"]  # the chain adapts to a target domain
+    assert dom["method"] == "self_training" and dom["rows"] == {"source": 60, "target": 100}
+    assert out.evaluation.metadata["target_adapted_macro_f1"] == dom["target"]["adapted"]["macro_f1"]

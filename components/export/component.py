@@ -1,4 +1,4 @@
-"""`export`: ONNX package of the fine-tuned model, with parity proven on the test split."""
+"""`export`: ONNX package of the chosen model (fine-tuned, or adapted), with parity proven on the test split."""
 
 from graft_kfp.components import BASE_IMAGE
 from kfp import dsl
@@ -6,13 +6,15 @@ from kfp.dsl import Dataset, Input, Metrics, Model, Output
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
-def export(config: dict, model: Input[Model], splits: Input[Dataset], package: Output[Model],
-           parity: Output[Metrics]):
-    """Export to ONNX (fp32 and int8) and record their parity with PyTorch on the test split."""
+def export(config: dict, model: Input[Model], adapted: Input[Model], evaluation: Input[Metrics],
+           splits: Input[Dataset], package: Output[Model], parity: Output[Metrics]):
+    """Export the model evaluate chose (source-only or adapted) to ONNX and record its parity on the test split."""
     from graft.core import config as gc
-    from graft.serve.export import run
+    from graft.serve.export import pick, run
 
-    result = run(model.path, splits.path, gc.from_dict(config), package.path, parity.path)
+    chosen, why = pick(model.path, adapted.path, evaluation.path)
+    result = run(chosen, splits.path, gc.from_dict(config), package.path, parity.path)
+    package.metadata["chosen"] = "adapted" if chosen == adapted.path else "source_only"
     for name in ("fp32", "int8"):
         for key in ("agreement", "max_abs_diff", "accuracy"):
             parity.log_metric(f"{name}_{key}", result[name][key])

@@ -28,5 +28,6 @@ def test_the_function_splits_and_tags_the_dataset_with_the_data_md5(chain):
     splits = chain.prepare.splits
     assert splits.metadata == {"train_rows": 120, "validation_rows": 40, "test_rows": 60,
                                "data_md5": chain.freshness.value}
-    assert sorted(p.name for p in Path(splits.path).glob("*.parquet")) == ["test.parquet", "train.parquet",
-                                                                           "validation.parquet"]
+    # the chain's config has a target domain: its pool and labeled test lie beside the splits
+    assert sorted(p.name for p in Path(splits.path).glob("*.parquet")) == [
+        "target.parquet", "target_test.parquet", "test.parquet", "train.parquet", "validation.parquet"]

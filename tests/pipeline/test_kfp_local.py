@@ -8,7 +8,7 @@ from graft_kfp.pipelines.__main__ import local_summary, run_local
 
 from graft.core import config
 from graft.promote import registry
-from tests.shrink import shrunk_image_params, shrunk_params, write_params
+from tests.shrink import shrunk_image_params, shrunk_params, with_target, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -23,9 +23,10 @@ def outputs(run_dir: Path, task: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def kfp_run(tmp_path_factory, raw_file):
+def kfp_run(tmp_path_factory, raw_file, target_files):
+    """The pipeline on the shrunk config with a target domain, adapting to it by self-training."""
     tmp = tmp_path_factory.mktemp("kfp")
-    params = shrunk_params(tmp)
+    params = with_target(shrunk_params(tmp), target_files)
     params["data"]["raw"] = str(raw_file)
     return params, run_pipeline(params, tmp / "root")
 
@@ -33,8 +34,8 @@ def kfp_run(tmp_path_factory, raw_file):
 def test_every_task_ran_and_the_gate_promoted(kfp_run):
     params, run_dir = kfp_run
     tasks = {p.name for p in run_dir.iterdir()}
-    assert tasks == {"freshness", "prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate",
-                     "export", "gate", "report", "register"}
+    assert tasks == {"freshness", "prepare", "validate", "select", "train", "baseline", "adapt", "selfcheck",
+                     "evaluate", "export", "gate", "report", "register"}
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version
@@ -53,7 +54,12 @@ def test_typed_artifacts_for_the_ui(kfp_run):
     assert "| rank | backbone |" in (run_dir / "select" / "ranking").read_text()
     assert (run_dir / "gate" / "table").read_text().startswith("**PASSED**")
     evaluation = json.loads((run_dir / "evaluate" / "evaluation").read_text())
-    assert set(evaluation) >= {"finetune", "scratch", "selfcheck"}
+    assert set(evaluation) >= {"finetune", "scratch", "selfcheck", "domains"}
+    dom = evaluation["domains"]  # the adaptation path: both domains scored, one model chosen, the gate agrees
+    assert dom["method"] == "self_training" and set(dom["target"]) >= {"adapted", "source_only"}
+    verdict = json.loads((run_dir / "gate" / "verdict").read_text())
+    assert verdict["chosen"] == dom["chosen"] and verdict["notes"] == [dom["why"]]
+    assert (run_dir / "adapt" / "model" / "model.safetensors").is_file()
     audited = [c["name"] for c in evaluation["selfcheck"]["candidates"]]
     assert len(audited) == 2 and (run_dir / "selfcheck" / "models" / audited[1] / "model.safetensors").is_file()
     parity = json.loads((run_dir / "export" / "parity").read_text())

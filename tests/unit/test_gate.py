@@ -1,3 +1,4 @@
+from graft.core import config
 from graft.core.config import GateConfig
 from graft.promote import gate
 
@@ -163,3 +164,74 @@ def test_the_old_margin_name_is_refused_with_the_new_one():
 
     with pytest.raises(ValidationError, match="min_margin_over_scratch is now min_transfer_margin"):
         GateConfig(min_margin_over_scratch=0.02)
+
+
+def domains_metrics(adapted: float, source_only: float, half: float = 0.02, target: bool = True,
+                    adapted_source: float = 0.90, method: str = "dann") -> dict:
+    """An evaluation with a `domains` section: source-only and adapted on the source and (optionally) target test."""
+    ev = metrics(0.90, 0.70)
+    ev["classical"] = {"macro_f1": 0.75, "accuracy": 0.75, "method": "TF-IDF"}
+    ev["comparisons"]["finetune_vs_classical"] = {"macro_f1": ci(0.15, half)}
+
+    def domain(so: float, ad: float) -> tuple[dict, dict]:
+        scored = {"source_only": {"macro_f1": so}, "adapted": {"macro_f1": ad}, "scratch": {"macro_f1": 0.5},
+                  "classical": {"macro_f1": 0.6, "method": "TF-IDF"}}
+        cmp = {"adapted_vs_source_only": {"macro_f1": ci(round(ad - so, 6), half)}}
+        for m, v in (("source_only", so), ("adapted", ad)):
+            cmp.update({f"{m}_vs_{b}": {"macro_f1": ci(round(v - scored[b]["macro_f1"], 6), half)}
+                        for b in ("scratch", "classical")})
+        return scored, cmp
+
+    section = {"method": method, "comparisons": {}}
+    section["source"], section["comparisons"]["source"] = domain(0.90, adapted_source)
+    if target:
+        section["target"], section["comparisons"]["target"] = domain(source_only, adapted)
+    ev["domains"] = {**section, **gate.choose(section, POLICY)}
+    return ev
+
+
+def test_the_adapted_model_goes_on_only_when_its_lower_bound_beats_source_only():
+    won = domains_metrics(0.85, 0.78)
+    assert won["domains"]["chosen"] == "adapted" and won["domains"]["proven"]
+    verdict = gate.decide(won, parity(), POLICY)
+    assert verdict["passed"] and verdict["chosen"] == "adapted" and "adapted model goes on" in verdict["notes"][0]
+    (benefit,) = [c for c in verdict["checks"] if c["name"] == "adaptation_benefit"]
+    assert benefit["passed"] and benefit["ci_low"] == 0.05
+    lost = domains_metrics(0.79, 0.78)  # +0.01, but the interval reaches -0.01: not proven
+    assert lost["domains"]["chosen"] == "source_only"
+    verdict = gate.decide(lost, parity(), POLICY)
+    # the source-only model is promoted, the verdict says why; adaptation_benefit decides but never refuses
+    assert verdict["passed"] and verdict["chosen"] == "source_only"
+    assert "did not prove a benefit" in verdict["notes"][0] and verdict["reasons"] == []
+    assert [c["blocking"] for c in verdict["checks"] if c["name"] == "adaptation_benefit"] == [False]
+
+
+def test_the_chosen_adapted_model_is_the_one_the_main_checks_judge():
+    ev = domains_metrics(0.85, 0.78, adapted_source=0.70)  # it wins on the target, but loses 0.20 on the source
+    verdict = gate.decide(ev, parity(), POLICY)
+    (floor,) = [c for c in verdict["checks"] if c["name"] == "min_macro_f1"]
+    assert floor["value"] == 0.70 and not floor["passed"] and "adapted macro-F1" in floor["why"]
+    floors = POLICY.model_copy(update={"domains": {"source": config.DomainFloor(max_regression=0.05)}})
+    ev = domains_metrics(0.85, 0.78, adapted_source=0.84)
+    verdict = gate.decide(ev, parity(), floors)
+    assert failed(verdict) == ["source_regression"] and "-0.0600" in verdict["reasons"][0]
+
+
+def test_unproven_adaptation_follows_the_policy_in_plain_words():
+    ev = domains_metrics(0.85, 0.78, target=False)
+    assert ev["domains"]["chosen"] == "source_only" and not ev["domains"]["proven"]
+    keep = gate.decide(ev, parity(), POLICY)
+    assert keep["passed"] and "cannot be proven without a labeled target test" in keep["notes"][0]
+    refuse = POLICY.model_copy(update={"unproven_adaptation": "refuse"})
+    section = {k: v for k, v in ev["domains"].items() if k in ("method", "source", "comparisons")}
+    ev["domains"] = {**section, **gate.choose(section, refuse)}
+    verdict = gate.decide(ev, parity(), refuse)
+    assert failed(verdict) == ["adaptation_proven"] and "the run is refused" in verdict["reasons"][0]
+
+
+def test_a_domain_floor_without_that_domain_refuses():
+    policy = config.GateConfig(domains={"target": {"min_macro_f1": 0.7}})
+    verdict = gate.decide(domains_metrics(0.85, 0.78, target=False), parity(), policy)
+    assert "target_domain" in failed(verdict) and "no labeled target test" in " ".join(verdict["reasons"])
+    ok = gate.decide(domains_metrics(0.85, 0.78), parity(), policy)
+    assert [c["passed"] for c in ok["checks"] if c["name"] == "target_min_macro_f1"] == [True]

@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="graft",
         description="Transfer learning as a production pipeline. Each subcommand is one stage; `dvc repro` and "
                     "the KFP pipeline run the same stages in order: prepare, validate, select, train, baseline, "
-                    "selfcheck, evaluate, export, gate.",
+                    "adapt, selfcheck, evaluate, export, gate.",
     )
     p.add_argument("--version", action="version", version=f"graft {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
                 ("--out", "model folder to write"), ("--metrics", "training metrics JSON"))
     for name in ("train", "baseline"):
         stage(name, *fit_args).add_argument("--history", help="per-epoch losses and accuracies JSON (a DVC plot)")
+    stage("adapt", ("--splits", "prepared splits folder (with data.target: target.parquet beside them)"),
+          ("--selection", "select.json naming the backbone"), ("--out", "adapted model folder"),
+          ("--metrics", "adaptation metrics JSON (metrics/adapt.json)"))
     stage("selfcheck", ("--splits", "prepared splits folder"), ("--selection", "select.json with the ranking"),
           ("--out", "folder for the runners-up models"), ("--metrics", "training metrics JSON"))
     stage("curve", ("--raw", "raw table (the same as prepare's)"), ("--selection", "select.json naming the backbone"),
@@ -64,10 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     e = stage("evaluate", ("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
               ("--scratch", "scratch model folder"), ("--out", "metrics JSON (metrics/evaluate.json)"),
               ("--confusion", "rows of (actual, predicted) for the confusion-matrix plot"))
+    e.add_argument("--adapted", help="folder written by `graft adapt`: judged against the source-only model")
     e.add_argument("--selection", help="select.json: with --selfcheck, audit the ranking against test scores")
     e.add_argument("--selfcheck", help="folder written by `graft selfcheck`")
-    stage("export", ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
-          ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
+    x = stage("export", ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
+              ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
+    x.add_argument("--adapted", help="the adapted model folder: exported instead when --evaluate chose it")
+    x.add_argument("--evaluate", help="evaluate.json: its domains.chosen says which of the two models goes on")
     g = stage("gate", ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
               ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
               ("--out", "verdict JSON (metrics/gate.json)"))

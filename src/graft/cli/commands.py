@@ -120,6 +120,22 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Fine-tune with train.adapt on the unlabeled target inputs (data.target), beside the source-only model."""
+    from graft import train
+
+    result = train.adapt_run(args.splits, args.selection, args.out, _cfg(args), args.metrics)
+    run = result.get("run")
+    if run is None:
+        print(result["note"])
+        return 0
+    steps = {k: v for k, v in run["adaptation"].items() if k in ("target_inputs", "texts", "batch_norm_layers")}
+    print(f"adapt {result['method']} {run['backbone']}: best epoch {run['best_epoch']}, val macro-F1 "
+          f"{run['val_macro_f1']:.4f}; {run['seconds']} s; {steps} -> {args.out}")
+    return 0
+
+
+@command
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     """Fine-tune the runners-up of selection (ranks 2..selfcheck.top_n) to audit the ranking in `evaluate`."""
     from graft.select.selfcheck import run
@@ -180,9 +196,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if bool(args.selection) != bool(args.selfcheck):
         raise GraftError("give --selection and --selfcheck together (or neither)")
     result = run(args.splits, args.finetune, args.scratch, _cfg(args), args.out, args.confusion, args.selection,
-                 args.selfcheck)
+                 args.selfcheck, args.adapted)
     for name in ("finetune", "scratch"):
         print(f"{name:9} accuracy {result[name]['accuracy']:.4f}  macro-F1 {result[name]['macro_f1']:.4f}")
+    dom = result.get("domains")
+    for domain in ("source", "target") if dom else ():
+        if dom.get(domain):
+            print(f"{domain} test: " + ", ".join(f"{m} {s['macro_f1']:.4f}" for m, s in dom[domain].items())
+                  + " (macro-F1)")
+    if dom:
+        print(f"goes on: {dom['chosen']} ({dom['why']})")
     check = result.get("selfcheck")
     if check:
         for c in check["candidates"]:
@@ -195,9 +218,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 @command
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the fine-tuned model to ONNX and check parity on the test split."""
-    from graft.serve.export import run
+    from graft.serve.export import pick, run
 
-    result = run(args.model, args.splits, _cfg(args), args.out, args.metrics)
+    model, why = pick(args.model, args.adapted, args.evaluate)
+    if why:
+        print(f"exporting the {why}")
+    result = run(model, args.splits, _cfg(args), args.out, args.metrics)
     for name in ("fp32", "int8"):
         r = result[name]
         print(f"ONNX {name} -> {args.out}: test accuracy {r['accuracy']:.4f} "

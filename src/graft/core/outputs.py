@@ -103,7 +103,17 @@ class TrainOutput(Output):
     stopped_early: bool
     features_computed: int
     workers: int
+    adaptation: dict[str, Any] | None = Field(None, description="train.adapt's report: the method and what it did "
+                                              "(none: the source-only model)")
     history: list[dict[str, Any]] = Field(description="one row per epoch: losses, accuracies, seconds")
+
+
+class AdaptOutput(Output):
+    """metrics/adapt.json: the adapted model (train.adapt) trained beside the source-only one, or why there is none."""
+
+    method: str
+    note: str
+    run: TrainOutput | None = None
 
 
 class RunnerUp(Output):
@@ -194,6 +204,20 @@ class Audit(Output):
     note: str
 
 
+class Domains(Output):
+    """evaluate.json `domains`: the models on the source test split and the labeled target test, compared."""
+
+    method: str = Field(description="train.adapt (none: no adapted model, only the target test)")
+    source: dict[str, Scores] = Field(description="source_only, adapted, scratch, classical on the source test")
+    target: dict[str, Scores] | None = Field(None, description="the same on the labeled target test (data.target.test)")
+    comparisons: dict[str, dict[str, Comparison]] = Field(
+        description="per domain: adapted_vs_source_only, {source_only,adapted}_vs_{scratch,classical}")
+    rows: dict[str, int]
+    chosen: str = Field(description="source_only or adapted: the model export packages and the gate judges")
+    why: str
+    proven: bool = Field(description="adaptation was proven on a labeled target test (false without one)")
+
+
 class EvaluateOutput(Output):
     """metrics/evaluate.json: fine-tuned, scratch, classical and champion on one test split, compared."""
 
@@ -204,6 +228,7 @@ class EvaluateOutput(Output):
     comparisons: dict[str, Comparison] = Field(description="finetune_vs_scratch, _vs_classical, _vs_champion")
     labels: list[str]
     selfcheck: Audit | None = None
+    domains: Domains | None = None
 
 
 class Parity(Output):
@@ -239,6 +264,8 @@ class GateCheck(Output):
     why: str
     baseline: str | None = Field(None, description="transfer_benefit: the no-transfer model compared with (the best "
                                  "of scratch and classical)")
+    blocking: bool = Field(True, description="false: the check decides something (adaptation_benefit: which model "
+                           "goes on) without refusing the promotion")
 
 
 class GateOutput(Output):
@@ -247,12 +274,14 @@ class GateOutput(Output):
     passed: bool
     reasons: list[str]
     checks: list[GateCheck]
+    chosen: str | None = Field(None, description="with a target domain: source_only or adapted, and why")
+    notes: list[str] = Field(default_factory=list, description="plain-words decisions that are not refusals")
     registered: dict[str, Any] | None = None
     recorded_run: str | None = None
 
 
 KINDS: dict[str, type[Output]] = {"validate": ValidateOutput, "select": SelectOutput, "train": TrainOutput,
-                                  "baseline": TrainOutput, "selfcheck": SelfcheckOutput,
+                                  "baseline": TrainOutput, "adapt": AdaptOutput, "selfcheck": SelfcheckOutput,
                                   "evaluate": EvaluateOutput, "export": ExportOutput, "gate": GateOutput}
 
 

@@ -12,7 +12,7 @@ from graft.core.artifacts import atomic_dir, write_json
 from graft.core.config import Config
 from graft.core.errors import GraftError
 from graft.core.formats import source_md5
-from graft.data import tables
+from graft.data import tables, target
 
 
 def clean(df: pd.DataFrame, modality: str) -> pd.DataFrame:
@@ -90,7 +90,11 @@ def table(raw: str | Path, cfg: Config) -> tuple[pd.DataFrame, int, int]:
 
 
 def run(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]:
-    """The stage: read the raw table, clean, cut at `data.cutoff`, split into `out_dir` (atomically); split sizes."""
+    """The stage: read the raw table, clean, cut at `data.cutoff`, split into `out_dir` (atomically); split sizes.
+
+    With data.target it also writes the target domain's unlabeled pool (target.parquet) and labeled test
+    (target_test.parquet), checked against the splits (graft.data.target).
+    """
     raw = Path(raw)
     kept, duplicates, after_cutoff = table(raw, cfg)
     if kept.empty:
@@ -98,8 +102,9 @@ def run(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]:
         raise GraftError(f"{raw}: no rows{cut}")
     splits = split(kept, cfg)
     counts = {name: len(part) for name, part in splits.items()}
+    domain, target_entry = target.prepare(cfg, splits, clean)
     with atomic_dir(out_dir) as tmp:
-        tables.write_splits(tmp, splits)
+        tables.write_splits(tmp, {**splits, **domain})
         write_json(tmp / "manifest.json", {
             "source": str(raw),
             "source_md5": source_md5(raw),
@@ -110,5 +115,6 @@ def run(raw: str | Path, out_dir: str | Path, cfg: Config) -> dict[str, int]:
             "newest": str(kept["time"].max()) if "time" in kept else None,
             "labels": {n: part["label"].value_counts().to_dict() if "label" in part else {}
                        for n, part in splits.items()},
+            "target": target_entry,
         })
     return counts

@@ -15,6 +15,7 @@ from graft.core.config import DataConfig
 from graft.core.errors import GraftError
 
 SPLITS = ("train", "validation", "test")
+TARGET = ("target", "target_test")  # the target domain's unlabeled pool and labeled test (data.target)
 
 
 def read_table(path: str | Path, cfg: DataConfig) -> pd.DataFrame:
@@ -58,6 +59,12 @@ def read_splits(split_dir: str | Path) -> dict[str, pd.DataFrame]:
     if missing:
         raise GraftError(f"{split_dir}: missing split(s) {', '.join(missing)}: run `graft prepare` first")
     return {s: pd.read_parquet(split_dir / f"{s}.parquet") for s in SPLITS}
+
+
+def read_target(split_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """The target domain's tables that prepare wrote (none without data.target)."""
+    split_dir = Path(split_dir)
+    return {s: pd.read_parquet(split_dir / f"{s}.parquet") for s in TARGET if (split_dir / f"{s}.parquet").is_file()}
 
 
 def manifest_md5(split_dir: str | Path) -> str | None:

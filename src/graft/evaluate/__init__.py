@@ -7,22 +7,26 @@ from pathlib import Path
 from graft.core import outputs
 from graft.core.artifacts import write_json
 from graft.core.config import Config
-from graft.data.tables import manifest_md5, read_splits
+from graft.data.tables import manifest_md5, read_splits, read_target
+from graft.evaluate.domains import domains
 from graft.evaluate.scoring import evaluate, selfcheck
 
-__all__ = ["evaluate", "run", "selfcheck"]
+__all__ = ["domains", "evaluate", "run", "selfcheck"]
 
 
 def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: Config, out: str | Path,
         confusion: str | Path | None = None, selection: str | Path | None = None,
-        runners_up: str | Path | None = None) -> dict:
+        runners_up: str | Path | None = None, adapted: str | Path | None = None) -> dict:
     """The stage: score the models, write the metrics JSON (and the confusion rows for a DVC plot).
 
     Given the selection and the selfcheck folder (`runners_up`), it also audits the ranking against the real test
-    scores (the `selfcheck` field).
+    scores (the `selfcheck` field). With an adapted model (`adapted`) or a labeled target test it adds `domains`.
     """
     splits = read_splits(split_dir)
     result, rows = evaluate(splits, finetune, scratch, cfg, manifest_md5(split_dir))
+    section = domains(splits, read_target(split_dir), finetune, scratch, adapted, cfg, manifest_md5(split_dir))
+    if section:
+        result["domains"] = section
     if selection and runners_up:
         result["selfcheck"] = selfcheck(splits["test"], result["finetune"], outputs.read(selection, "select"),
                                         runners_up, cfg)

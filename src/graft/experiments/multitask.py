@@ -25,7 +25,7 @@ from graft.data.tables import read_table
 from graft.metrics.scores import label_ids, scores
 from graft.modalities.text.classical import tfidf
 from graft.train import fit
-from graft.train.loop import Inputs, predict
+from graft.train.inputs import Inputs, predict
 
 NEWSGROUPS = "orangecontrib/text/datasets/20newsgroups-{}.tab"
 

@@ -35,6 +35,8 @@ class Modality(ABC):
     drift_measure: str  # the name of its shape measure in drift profiles ("text lengths")
     drift_edges: list[float]
     package_files: tuple[str, ...] = ()  # files its ONNX package needs beside model.onnx and labels.json
+    adaptations: tuple[str, ...] = ("dann", "self_training")  # the train.adapt methods that apply to it
+    adaptation_note: str = ""  # why the others do not (the config error says it)
 
     @property
     def column(self) -> str:
@@ -81,6 +83,10 @@ class Modality(ABC):
     def vocabulary(self, items: list) -> Counter:
         """Word counts for the out-of-vocabulary drift measure (empty: the measure does not apply)."""
         return Counter()
+
+    def target_problem(self, target: pd.DataFrame, where: str, source: pd.DataFrame) -> str | None:
+        """Why target-domain inputs cannot be used with a model trained on `source` (one line), or None."""
+        return None
 
     # ---- model side ---------------------------------------------------------------------------------------
     @abstractmethod

@@ -24,19 +24,106 @@ def _ci(c: dict) -> str:
 def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
     """Apply the policy to the evaluate and export metrics; return {"passed", "reasons", "checks"}.
 
-    `reasons` holds one sentence per failed check (empty when everything passed).
+    `reasons` holds one sentence per failed blocking check (empty when everything passed). With a target domain
+    (evaluate's `domains`) the checks judge the model that goes on (`chosen`: source-only or adapted), and the
+    domain checks (adaptation_benefit, per-domain floors, transfer on the target test) join them.
     """
-    ft = evaluation["finetune"]
+    dom = evaluation.get("domains")
+    judged = subject(evaluation)
+    ft = judged["finetune"]
     checks = [
         _check("min_macro_f1", ft["macro_f1"], policy.min_macro_f1, ft["macro_f1"] >= policy.min_macro_f1,
-               f"fine-tuned macro-F1 {ft['macro_f1']:.4f} vs floor {policy.min_macro_f1}"),
-        transfer_check(evaluation, policy),
-        champion_check(evaluation, policy),
+               f"{_name(dom)} macro-F1 {ft['macro_f1']:.4f} vs floor {policy.min_macro_f1}"),
+        transfer_check(judged, policy),
+        champion_check(judged, policy),
+        *(domain_checks(dom, policy) if dom else []),
         *parity_checks(export, policy),
         *budget_checks(export, policy),
     ]
-    reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"]]
-    return {"passed": not reasons, "reasons": reasons, "checks": checks}
+    reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"] and c.get("blocking", True)]
+    out = {"passed": not reasons, "reasons": reasons, "checks": checks}
+    return {**out, "chosen": dom["chosen"], "notes": [dom["why"]]} if dom else out
+
+
+def _name(dom: dict | None) -> str:
+    return "adapted" if dom and dom["chosen"] == "adapted" else "fine-tuned"
+
+
+def choose(section: dict, policy: GateConfig) -> dict:
+    """Which transfer model goes on (`chosen`), why in plain words, and whether adaptation was `proven`.
+
+    The adapted model goes on only when it beats source-only on the labeled target test with the lower 95% bound
+    of the macro-F1 difference at min_adaptation_margin or above; otherwise source-only does, so adaptation never
+    harms silently. Without a labeled target test it cannot be proven: gate.unproven_adaptation decides.
+    """
+    method = section["method"]
+    if method == "none":
+        return {"chosen": "source_only", "proven": False,
+                "why": "train.adapt is none: the source-only model goes on (the target test only measures it)"}
+    if "target" not in section:
+        keep = policy.unproven_adaptation == "source_only"
+        return {"chosen": "source_only", "proven": False,
+                "why": f"{method} cannot be proven without a labeled target test (data.target.test): "
+                + ("the source-only model goes on (gate.unproven_adaptation: source_only)" if keep else
+                   "the run is refused (gate.unproven_adaptation: refuse)")}
+    c = section["comparisons"]["target"]["adapted_vs_source_only"]["macro_f1"]
+    won = c["ci_low"] >= policy.min_adaptation_margin
+    return {"chosen": "adapted" if won else "source_only", "proven": won,
+            "why": f"{method} minus source-only macro-F1 on the target test {_ci(c)}: "
+            + ("the adapted model goes on" if won else f"the lower bound is below {policy.min_adaptation_margin}, "
+               "so the source-only model goes on (adaptation did not prove a benefit)")}
+
+
+def subject(evaluation: dict) -> dict:
+    """The evaluation as the main checks read it, for the model that goes on.
+
+    When the adapted model was chosen, its source-test scores and comparisons stand in for the fine-tuned model's.
+    """
+    dom = evaluation.get("domains")
+    if not dom or dom["chosen"] != "adapted":
+        return evaluation
+    src, cmp = dom["source"], dom["comparisons"]["source"]
+    comparisons = {f"finetune_vs_{b}": cmp[f"adapted_vs_{b}"] for b in NO_TRANSFER}
+    if "adapted_vs_champion" in cmp:
+        comparisons["finetune_vs_champion"] = cmp["adapted_vs_champion"]
+    return {**evaluation, "finetune": src["adapted"], "scratch": src["scratch"], "classical": src["classical"],
+            "comparisons": comparisons}
+
+
+def domain_checks(dom: dict, policy: GateConfig) -> list[dict]:
+    """The target domain's checks: adaptation_benefit, adaptation_proven, transfer on the target, the floors.
+
+    adaptation_benefit decides and never refuses; adaptation_proven fails under the refuse policy; the judged
+    model's transfer benefit is checked on the target test too; each gate.domains floor applies to its domain.
+    """
+    checks, who = [], dom["chosen"]
+    if dom["method"] != "none" and "target" in dom:
+        c = dom["comparisons"]["target"]["adapted_vs_source_only"]["macro_f1"]
+        checks.append({**_check("adaptation_benefit", c["diff"], policy.min_adaptation_margin, dom["proven"],
+                                dom["why"], c), "blocking": False})
+    if dom["method"] != "none" and "target" not in dom and policy.unproven_adaptation == "refuse":
+        checks.append(_check("adaptation_proven", 0.0, "a labeled target test", False, dom["why"]))
+    if "target" in dom:
+        view = {**dom["target"], "comparisons": {f"finetune_vs_{b}": dom["comparisons"]["target"][f"{who}_vs_{b}"]
+                                                 for b in NO_TRANSFER}}
+        checks.append({**transfer_check(view, policy), "name": "transfer_benefit_target"})
+    for domain, floor in policy.domains.items():
+        scored = dom.get(domain)
+        if scored is None:
+            checks.append(_check(f"{domain}_domain", 0.0, floor.model_dump(), False,
+                                 f"gate.domains.{domain} is set but there is no labeled {domain} test"))
+            continue
+        if floor.min_macro_f1 is not None:
+            f1 = scored[who]["macro_f1"]
+            checks.append(_check(f"{domain}_min_macro_f1", f1, floor.min_macro_f1, f1 >= floor.min_macro_f1,
+                                 f"{who} macro-F1 on the {domain} test {f1:.4f} vs floor {floor.min_macro_f1}"))
+        if floor.max_regression is not None and who == "adapted":
+            d = dom["comparisons"][domain]["adapted_vs_source_only"]["macro_f1"]
+            checks.append(_check(f"{domain}_regression", d["diff"], -floor.max_regression,
+                                 d["diff"] >= -floor.max_regression,
+                                 f"adapted minus source-only macro-F1 on the {domain} test {_ci(d)}, may go down "
+                                 f"to -{floor.max_regression}", d))
+    return checks
 
 
 # The models trained without the pretrained source: transfer must beat the best of them (Wang et al., CVPR 2019).

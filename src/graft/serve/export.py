@@ -20,6 +20,7 @@ from graft import modalities
 from graft.core import outputs
 from graft.core.artifacts import atomic_dir, write_json
 from graft.core.config import Config
+from graft.core.errors import GraftError
 from graft.data.tables import manifest_md5, read_splits
 from graft.metrics.scores import label_ids, scores
 from graft.modalities.base import Modality
@@ -160,3 +161,16 @@ def export(model_dir: str | Path, split_dir: str | Path, cfg: Config, out: str |
 def run(model_dir: str | Path, split_dir: str | Path, cfg: Config, out: str | Path, metrics: str | Path) -> dict:
     """The stage: export, prove parity on the test split, write the package and the metrics JSON."""
     return outputs.write(metrics, "export", export(model_dir, split_dir, cfg, out))
+
+
+def pick(model: str | Path, adapted: str | Path | None, evaluation: str | Path | None) -> tuple[str | Path, str]:
+    """The model to export: the adapted one when evaluate's `domains` chose it, else `model` (the source-only).
+
+    Returns (folder, what was chosen and why; empty without a target domain).
+    """
+    dom = (outputs.read(evaluation, "evaluate").get("domains") or {}) if evaluation else {}
+    if dom.get("chosen") != "adapted":
+        return model, (f"source-only model: {dom['why']}" if dom else "")
+    if not adapted:
+        raise GraftError(f"{evaluation}: evaluate chose the adapted model: give its folder (--adapted)")
+    return adapted, f"adapted model: {dom['why']}"

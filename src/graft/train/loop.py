@@ -10,6 +10,7 @@ resumable checkpoint (graft.checkpoint) so a killed run continues where it stopp
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import random
 import shutil
@@ -26,10 +27,12 @@ from graft.core.artifacts import atomic_dir
 from graft.core.config import Candidate, Config
 from graft.core.errors import GraftError
 from graft.core.hardware import Hardware, resolve
-from graft.metrics.scores import label_ids, scores
+from graft.metrics.scores import label_ids
 from graft.modalities.base import Modality
-from graft.models.classifier import Classifier, Tensors
-from graft.train import checkpoint, distributed, dropout, optim
+from graft.models.classifier import Classifier
+from graft.train import adapt, checkpoint, distributed, dropout, optim
+from graft.train.batching import bucketed
+from graft.train.inputs import Inputs, inputs, validate
 
 Tasks = dict[str, list[str]]  # label column -> its classes; one entry for the usual single-task model
 
@@ -42,88 +45,15 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def bucketed(lengths: list[int], batch_size: int, gen: torch.Generator, megabatch: int = 50) -> list[list[int]]:
-    """Shuffled batches of similar-length examples: shuffle, sort within chunks of 50 batches, shuffle batches."""
-    order = torch.randperm(len(lengths), generator=gen).tolist()
-    out = []
-    for i in range(0, len(order), batch_size * megabatch):
-        chunk = sorted(order[i:i + batch_size * megabatch], key=lengths.__getitem__)
-        out += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
-    return [out[i] for i in torch.randperm(len(out), generator=gen).tolist()]
-
-
-class Inputs:
-    """A split ready for the loop: the modality's encoding of its examples, or pooled features of a frozen backbone.
-
-    `encoded` has `lengths()` (for length-grouped batches) and `batch(idx, device)` -> the model's inputs.
-    """
-
-    def __init__(self, encoded, hw: Hardware, features: bool = False):
-        self.encoded, self.hw, self.features = encoded, hw, features
-
-    def lengths(self) -> list[int]:
-        """Size of each example (tokens for text; all equal for images and features)."""
-        return self.encoded.lengths()
-
-    def logits(self, model: Classifier, idx: list[int], tasks: Tasks) -> dict[str, torch.Tensor]:
-        """The model's fp32 logits per task for examples `idx` (computed under autocast)."""
-        batch = self.encoded.batch(idx, self.hw.device)
-        with self.hw.autocast():
-            out = model.from_features(batch["features"]) if self.features else model(**batch)
-        out = out if isinstance(out, dict) else {next(iter(tasks)): out}
-        return {t: v.float() for t, v in out.items()}
-
-
-def inputs(items: list, processor, model: Classifier, modality: Modality, candidate: Candidate, cfg: Config,
-           init_from: str, hw: Hardware) -> tuple[Inputs, int]:
-    """The modality's encoding of `items`; for feature extraction the frozen backbone's pooled features instead."""
-    if cfg.train.mode != "feature_extraction":
-        return Inputs(modality.encode(processor, items), hw), 0
-    feats, computed = modality.frozen_features(model, processor, items, candidate, cfg, init_from == "pretrained",
-                                               hw)
-    return Inputs(Tensors("features", feats), hw, features=True), computed
-
-
-@torch.inference_mode()
-def predict(model: Classifier, data: Inputs, tasks: Tasks, n: int, batch: int = 64) -> dict[str, torch.Tensor]:
-    """fp32 logits per task for all `n` examples of `data`, in eval mode (length-sorted batches, original order)."""
-    model.eval()
-    order = sorted(range(n), key=data.lengths().__getitem__)
-    parts = [data.logits(model, order[i:i + batch], tasks) for i in range(0, n, batch)]
-    out = {}
-    for t, classes in tasks.items():
-        out[t] = torch.empty((n, len(classes)))
-        out[t][order] = torch.cat([p[t] for p in parts]).cpu()
-    return out
-
-
-@torch.inference_mode()
-def validate(model: Classifier, data: Inputs, ys: dict[str, np.ndarray], loss_fns: dict, weights: dict,
-             tasks: Tasks, batch: int = 64) -> dict:
-    """Validation loss (weighted over tasks), accuracy and macro-F1 (averaged over tasks) in eval mode."""
-    n = len(next(iter(ys.values())))
-    all_logits = predict(model, data, tasks, n, batch)
-    per_task = {}
-    for t, classes in tasks.items():
-        logits = all_logits[t]
-        s = scores(ys[t], logits.argmax(1).numpy(), classes)
-        per_task[t] = {"loss": float(loss_fns[t].cpu()(logits, torch.tensor(ys[t]))), "accuracy": s["accuracy"],
-                       "macro_f1": s["macro_f1"]}
-    row = {"val_loss": round(sum(weights[t] * r["loss"] for t, r in per_task.items()), 4),
-           "val_accuracy": round(float(np.mean([r["accuracy"] for r in per_task.values()])), 4),
-           "val_macro_f1": round(float(np.mean([r["macro_f1"] for r in per_task.values()])), 4)}
-    if len(tasks) > 1:
-        row["tasks"] = {t: {k: round(v, 4) for k, v in r.items()} for t, r in per_task.items()}
-    return row
-
-
 class Loop:
     """One training run's moving parts; `state()` / `restore()` make it resumable."""
 
     def __init__(self, model: Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
-                 steps_per_epoch: int, hw: Hardware, net=None, world: distributed.World = distributed.World()):
+                 steps_per_epoch: int, hw: Hardware, net=None, world: distributed.World = distributed.World(),
+                 method: adapt.Method | None = None, ctx: adapt.Context | None = None):
         t = cfg.train
         self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
+        self.method, self.ctx, self.total = method or adapt.Method(), ctx, steps_per_epoch * t.epochs
         self.net, self.world = net or model, world  # net: what the training step calls (DDP with several workers)
         self.opt = optim.optimizer(model, t)
         self.sched = optim.scheduler(self.opt, t, steps_per_epoch * t.epochs)
@@ -142,7 +72,7 @@ class Loop:
         return {"fingerprint": fp, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict(), "rng": checkpoint.rng_state(gen), "epoch": self.epoch,
                 "position": self.position, "step": self.step, "batches": self.batches, "running": self.running,
-                "history": self.history, "best": best, "stale": self.stale}
+                "history": self.history, "best": best, "stale": self.stale, "adapt": self.method.state_dict()}
 
     def restore(self, state: dict, gen: torch.Generator) -> None:
         """Continue from a saved state."""
@@ -152,6 +82,7 @@ class Loop:
         checkpoint.set_rng_state(state["rng"], gen)
         for key in ("epoch", "position", "step", "batches", "running", "history", "best", "stale"):
             setattr(self, key, state[key])
+        self.method.load_state_dict(state["adapt"])
         if self.best and self.best["weights"] is None:
             self.best["weights"] = copy.deepcopy(self.model.state_dict())
 
@@ -165,10 +96,16 @@ class Loop:
         start = time.perf_counter() - run["seconds"]
         while self.position < len(self.batches):
             idx = distributed.shard(self.batches[self.position], self.world)
-            logits = data.logits(self.net, idx, self.tasks)
+            extra = 0.0  # a domain loss adds to the step's gradient; the running loss stays the task's
+            if self.method.needs_features:
+                logits, feats, theirs = data.logits_and_features(self.net, idx, self.tasks,
+                                                                 self.method.batch(self.ctx, len(idx)))
+                extra = self.method.loss(self.ctx, feats, theirs, self.step / max(self.total, 1))
+            else:
+                logits = data.logits(self.net, idx, self.tasks)
             targets = {k: ys[k][idx].to(self.hw.device) for k in self.tasks}
             loss = sum(self.weights[k] * self.loss_fns[k].to(self.hw.device)(logits[k], targets[k]) for k in self.tasks)
-            (loss / t.grad_accum_steps).backward()
+            ((loss + extra) / t.grad_accum_steps).backward()
             run["loss"] += loss.item() * len(idx)
             first = next(iter(self.tasks))  # the running train accuracy is the first task's
             run["correct"] += int((logits[first].argmax(1) == targets[first]).sum())
@@ -180,6 +117,7 @@ class Loop:
                 self.opt.step()
                 self.sched.step()
                 self.opt.zero_grad(set_to_none=True)
+                self.method.step()
                 self.step += 1
                 if t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0:
                     run["seconds"] = time.perf_counter() - start
@@ -193,7 +131,7 @@ class Loop:
         """Record the epoch, keep the best weights; True when early stopping says stop."""
         run = self.running
         row = {"epoch": self.epoch, "train_loss": round(run["loss"] / run["seen"], 4),
-               "train_accuracy": round(run["correct"] / run["seen"], 4), **val,
+               "train_accuracy": round(run["correct"] / run["seen"], 4), **val, **self.method.epoch_stats(),
                "seconds": round(run["seconds"], 2), "examples_per_second": round(run["seen"] / run["seconds"], 1)}
         self.history.append(row)
         if self.best is None or val["val_macro_f1"] > self.best["val_macro_f1"]:
@@ -211,8 +149,11 @@ class Loop:
 
 def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg: Config,
         init_from: str, out: str | Path, ckpt: str | Path | None = None, tasks: Tasks | None = None,
-        weights: dict[str, float] | None = None) -> dict:
+        weights: dict[str, float] | None = None, target: pd.DataFrame | None = None) -> dict:
     """Train a classifier on `train`, keep the best epoch by validation macro-F1, save it atomically to `out`.
+
+    `target` (unlabeled target-domain inputs) is what `train.adapt` adapts to (graft.train.adapt); the scratch
+    baseline and `adapt: none` ignore it.
 
     `tasks` ({column: labels}, default {"label": data.labels}) with two or more entries trains one shared
     backbone with one head per column, on the `weights`-weighted sum of their losses (default 1 each).
@@ -227,22 +168,31 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
         raise GraftError("feature_extraction trains a head on cached features in seconds: run it in one process")
     gen = seed_everything(cfg.seed)
     modality = modalities.get(cfg.data.modality)
+    target_items = modality.examples(target) if target is not None else None
+    method = adapt.method(cfg, modality, init_from, target_items, len(tasks), world.size)
     processor, model = modality.build(candidate, {k: len(v) for k, v in tasks.items()}, init_from, cfg)
     optim.freeze(model, t)
     if hw.device.type == "cpu":
         dropout.install(model)
     model.to(hw.device)
     items, val_items = modality.examples(train), modality.examples(validation)
+    ctx = adapt.Context(model, processor, modality, cfg, hw, target_items, items, gen,
+                        {"labels": next(iter(tasks.values()))})
     ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
     val_ys = {k: label_ids(validation[k], v) for k, v in tasks.items()}
     data, computed = inputs(items, processor, model, modality, candidate, cfg, init_from, hw)
     val_data, val_computed = inputs(val_items, processor, model, modality, candidate, cfg, init_from, hw)
     steps_per_epoch = math.ceil(math.ceil(len(items) / t.batch_size) / t.grad_accum_steps)
-    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world)
     fp = checkpoint.fingerprint(t.model_dump(exclude={"threads"}), cfg.seed, candidate.model_dump(), init_from,
                                 tasks, weights, modality.identity(items), {k: v.tolist() for k, v in ys.items()},
-                                modality.identity(val_items), {k: v.tolist() for k, v in val_ys.items()})
+                                modality.identity(val_items), {k: v.tolist() for k, v in val_ys.items()},
+                                method.name, modality.identity(target_items) if method.name != "none" else [])
+    target_items = target_items or []
     state = checkpoint.load(ckpt, fp)
+    # tapt changes the encoder before training: a resumed run restores its weights from the checkpoint instead
+    adaptation = {"method": method.name, **(method.before(ctx) if not state or method.name != "tapt" else {})}
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world,
+                method, ctx)
     resumed = None
     if state:
         loop.restore(state, gen)
@@ -260,21 +210,49 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
                 save()
     finally:
         writer.wait()  # before the checkpoint is removed, or the run ends
+    model.load_state_dict(loop.best["weights"])
+    ctx.extra.update(ys=ys, val_data=val_data, val_ys=val_ys)
+    adaptation.update(method.after(ctx, functools.partial(retrain, ctx, loop)))
     result = _finish(loop, model, processor, modality, out, ckpt, candidate, init_from, cfg, hw, len(items),
                      {"resumed_from": resumed, "stopped_early": stop, "features_computed": computed + val_computed,
-                      "workers": world.size})
+                      "workers": world.size, "adaptation": adaptation})
     distributed.finish(world)
     return result
+
+
+def retrain(ctx: adapt.Context, main: Loop, more: list, labels: np.ndarray) -> list[dict]:
+    """More training of the model on the source rows plus `more` (pseudo-labeled target): a self-training round.
+
+    The same loop at `round_learning_rate_scale` of the learning rate, decaying linearly over `round_epochs`, the
+    round's best epoch by source validation macro-F1 kept; it returns the round's history rows.
+    """
+    cfg, model, task = ctx.cfg, ctx.model, next(iter(main.tasks))
+    a, t = cfg.train.adaptation, cfg.train
+    items, y = ctx.source + more, np.concatenate([ctx.extra["ys"][task], labels])
+    scale = {"learning_rate": t.learning_rate * a.round_learning_rate_scale, "epochs": a.round_epochs,
+             "schedule": "linear", "warmup_ratio": 0.0, "early_stopping_patience": None,
+             "checkpoint_every_steps": None}
+    if t.head_learning_rate:
+        scale["head_learning_rate"] = t.head_learning_rate * a.round_learning_rate_scale
+    rcfg = cfg.model_copy(update={"train": t.model_copy(update=scale)})
+    data = Inputs(ctx.modality.encode(ctx.processor, items), main.hw)
+    loop = Loop(model, rcfg, {task: y}, main.tasks, main.weights, math.ceil(len(items) / t.batch_size), main.hw)
+    while loop.epoch <= a.round_epochs:
+        loop.batches = bucketed(data.lengths(), t.batch_size, ctx.gen)
+        loop.train_batches(data, {task: torch.tensor(y)}, lambda: None)
+        loop.end_epoch(validate(model, ctx.extra["val_data"], ctx.extra["val_ys"], loop.loss_fns, main.weights,
+                                main.tasks))
+    model.load_state_dict(loop.best["weights"])
+    return loop.history
 
 
 def _finish(loop: Loop, model: Classifier, processor, modality: Modality, out: Path, ckpt: Path,
             candidate: Candidate, init_from: str, cfg: Config, hw: Hardware, rows: int, extra: dict) -> dict:
     """Load the best epoch's weights, save the model atomically, drop the checkpoint, summarise the run."""
     t = cfg.train
-    model.load_state_dict(loop.best["weights"])
     meta = {"labels": next(iter(loop.tasks.values())), "max_length": t.max_length, "dropout": t.dropout,
             "init_from": init_from, "mode": t.mode, "backbone": candidate.model_dump(), "train_rows": rows,
-            "seed": cfg.seed, "best_epoch": loop.best["epoch"]}
+            "seed": cfg.seed, "best_epoch": loop.best["epoch"], "adapt": extra["adaptation"]["method"]}
     if len(loop.tasks) > 1:
         meta.update(tasks=loop.tasks, task_weights=loop.weights)
     if loop.world.main:  # one writer among data-parallel workers

@@ -14,10 +14,19 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError
 
 from graft.core.config.base import Section
-from graft.core.config.data import DataConfig, DriftBound, DriftConfig, PrepareConfig, Size, ValidateConfig
-from graft.core.config.model import Candidate, SelectConfig, SelfcheckConfig, TrainConfig
+from graft.core.config.data import (
+    DataConfig,
+    DriftBound,
+    DriftConfig,
+    PrepareConfig,
+    Size,
+    TargetConfig,
+    ValidateConfig,
+)
+from graft.core.config.model import AdaptConfig, Candidate, SelectConfig, SelfcheckConfig, TrainConfig
 from graft.core.config.release import (
     CurveConfig,
+    DomainFloor,
     EvaluateConfig,
     ExportConfig,
     GateConfig,
@@ -29,10 +38,10 @@ from graft.core.config.release import (
 )
 from graft.core.errors import GraftError
 
-__all__ = ["Candidate", "Config", "CurveConfig", "DataConfig", "DriftBound", "DriftConfig", "EvaluateConfig",
-           "ExportConfig", "GateConfig", "KubeflowConfig", "MultitaskConfig", "PrepareConfig", "RegistryConfig",
-           "Section", "SelectConfig", "SelfcheckConfig", "Size", "TaskResources", "Toleration", "TrainConfig",
-           "ValidateConfig", "from_dict", "load"]
+__all__ = ["AdaptConfig", "Candidate", "Config", "CurveConfig", "DataConfig", "DomainFloor", "DriftBound",
+           "DriftConfig", "EvaluateConfig", "ExportConfig", "GateConfig", "KubeflowConfig", "MultitaskConfig",
+           "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig", "Size", "TargetConfig",
+           "TaskResources", "Toleration", "TrainConfig", "ValidateConfig", "from_dict", "load"]
 
 
 class Config(Section):

@@ -10,6 +10,16 @@ from pydantic import Field, field_validator, model_validator
 from graft.core.config.base import Section
 
 
+class TargetConfig(Section):
+    """The target domain: the inputs the model will serve, unlabeled, and optionally a small labeled test set."""
+
+    raw: str = Field(description="Unlabeled target-domain inputs in a format data.raw accepts (an export of "
+                     "production requests, a new month of data); a label column, if present, is ignored.")
+    test: str | None = Field(None, description="A small LABELED target-domain test set (same format, labels from "
+                             "data.labels): the only way to prove that adaptation helps. Its rows are kept out of "
+                             "the unlabeled pool and out of training.")
+
+
 class DataConfig(Section):
     """Where the labeled data comes from and how its columns are named."""
 
@@ -30,6 +40,10 @@ class DataConfig(Section):
     cutoff: date | None = Field(
         None, description="Keep rows whose time is on or before this day (YYYY-MM-DD); moving it forward "
                           "simulates new data arriving. Needs time_column.")
+
+    target: TargetConfig | None = Field(
+        None, description="The target domain (README \"Adapting to a new domain\"): skew is measured against it, "
+        "train.adapt uses its inputs, and evaluate/gate judge on its labeled test set. Unset: no target domain.")
 
     @model_validator(mode="after")
     def _consistent(self) -> DataConfig:

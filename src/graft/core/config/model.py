@@ -63,6 +63,27 @@ class SelfcheckConfig(Section):
     metric: Literal["accuracy", "macro_f1"] = Field("macro_f1", description="Test score that ranks them.")
 
 
+class AdaptConfig(Section):
+    """The knobs of the domain-adaptation methods (`train.adapt`); README "Adapting to a new domain"."""
+
+    dann_weight: float = Field(1.0, gt=0, description="dann: the gradient-reversal coefficient it warms up to "
+                               "(lambda = weight * (2 / (1 + exp(-10 p)) - 1), p the share of steps done).")
+    discriminator_hidden: int = Field(256, ge=8, description="dann: hidden width of the domain discriminator.")
+    discriminator_learning_rate: float = Field(1e-3, gt=0, description="dann: the discriminator's learning rate.")
+    pseudo_threshold: float = Field(0.9, gt=0, lt=1, description="self_training: a target input gets a pseudo-"
+                                    "label only when the model's top class probability is at least this.")
+    rounds: int = Field(2, ge=1, le=5, description="self_training: pseudo-label / retrain rounds.")
+    max_pseudo_ratio: float = Field(1.0, gt=0, description="self_training: at most this many pseudo-labels per "
+                                    "source training row in a round (the most confident, per class).")
+    round_epochs: int = Field(1, ge=1, description="self_training: epochs on source + pseudo-labeled target per "
+                              "round.")
+    round_learning_rate_scale: float = Field(0.5, gt=0, le=1, description="self_training: a round trains at "
+                                             "this share of learning_rate, decaying linearly to 0.")
+    tapt_epochs: int = Field(1, ge=1, description="tapt: epochs of masked-LM training on target + training texts.")
+    mask_probability: float = Field(0.15, gt=0, lt=1, description="tapt: share of tokens masked (80% [MASK], "
+                                    "10% a random token, 10% unchanged).")
+
+
 class TrainConfig(Section):
     """The training budget and recipe, shared by the fine-tuned run and the scratch baseline (fair by construction)."""
 
@@ -103,3 +124,9 @@ class TrainConfig(Section):
         "bf16-capable GPU), fp32 otherwise.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU.")
     threads: int | None = Field(None, ge=1, description="CPU threads (null: the cores this process may use).")
+    adapt: Literal["none", "adabn", "dann", "self_training", "tapt"] = Field(
+        "none", description="Domain adaptation to data.target's unlabeled inputs: adabn (batch-norm statistics "
+        "re-estimated on the target), dann (domain-adversarial training), self_training (confident, class-balanced "
+        "pseudo-labels), tapt (texts: masked-LM on the target texts first). The source-only model is trained "
+        "beside it with the same budget.")
+    adaptation: AdaptConfig = AdaptConfig()

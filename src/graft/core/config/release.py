@@ -24,6 +24,15 @@ class ExportConfig(Section):
     batch_size: int = Field(64, ge=1, description="Batch size of the parity run on the test split.")
 
 
+class DomainFloor(Section):
+    """The quality floor of one domain (source or target) for the model the gate judges."""
+
+    min_macro_f1: float | None = Field(None, ge=0, le=1, description="Floor on its macro-F1 in this domain.")
+    max_regression: float | None = Field(
+        None, ge=0, description="The adapted model's macro-F1 may fall at most this far below the source-only "
+        "model's in this domain (point estimate): what adaptation may cost there.")
+
+
 class GateConfig(Section):
     """The promotion policy."""
 
@@ -44,6 +53,16 @@ class GateConfig(Section):
         0.1, ge=0, description="fp32 ONNX test accuracy within this many points of PyTorch's.")
     max_int8_accuracy_drop_pt: float = Field(
         0.5, ge=0, description="int8 ONNX test accuracy at most this many points below the fp32 ONNX model's.")
+    min_adaptation_margin: float = Field(
+        0.0, description="The adapted model goes on only when the lower 95% bound of adapted minus source-only "
+        "macro-F1 on the labeled target test reaches this (adaptation_benefit); otherwise the source-only model "
+        "does, and the verdict says why.")
+    unproven_adaptation: Literal["source_only", "refuse"] = Field(
+        "source_only", description="train.adapt without a labeled target test (data.target.test) cannot be proven: "
+        "source_only promotes the source-only model instead, refuse refuses the run.")
+    domains: dict[Literal["source", "target"], DomainFloor] = Field(
+        default_factory=dict, description="Per-domain floors (source, target) for the judged model: a model that "
+        "wins on average but collapses on one domain is refused.")
     serve: Literal["fp32", "int8"] = Field("fp32", description="The ONNX model you deploy: the budgets apply to it.")
     max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
     max_latency_ms_p95: float | None = Field(

@@ -26,6 +26,8 @@ class ImageModality(Modality):
     risks = data.RISKS
     drift_measure = "image brightness"
     drift_edges = BRIGHTNESS_EDGES
+    adaptations = ("adabn", "dann", "self_training")
+    adaptation_note = "tapt is masked-language-model training of a text encoder"
 
     def read_table(self, path: Path, cfg: DataConfig) -> pd.DataFrame:
         """A folder of class folders, or a Parquet table of image bytes: (image, label, path[, split])."""
@@ -58,6 +60,10 @@ class ImageModality(Modality):
     def drift_values(self, items: list) -> list[float]:
         """Mean brightness per image."""
         return [pixels.inspect(b).get("brightness", 0.0) for b in items]
+
+    def target_problem(self, target: pd.DataFrame, where: str, source: pd.DataFrame) -> str | None:
+        """Target images must decode and have a side within the training images' range."""
+        return data.target_problem(target, where, source)
 
     def build(self, candidate: Candidate, tasks: dict[str, int], init_from: str, cfg: Config):
         """The pixel processor at train.image_size and EfficientNet-Lite with one head."""

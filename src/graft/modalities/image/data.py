@@ -85,3 +85,23 @@ def message(check: str, result: dict, v: ValidateConfig, table: pd.DataFrame) ->
         "no_train_overlap": lambda: f"{n} image(s) also in train (same bytes), e.g. {files}",
     }
     return messages[check]() if check in messages else None
+
+
+def target_problem(target: pd.DataFrame, where: str, source: pd.DataFrame) -> str | None:
+    """Why target images cannot be used: some do not decode, or sides fall outside the training images' range.
+
+    A different size means another camera or data set: the model would meet inputs it was never trained on.
+    """
+    t, s = derived(target), derived(source)
+    bad = t["undecodable"].dropna()
+    if len(bad):
+        return f"{where}: {len(bad)} target input(s) are not decodable images: {', '.join(bad.head(3))}"
+    lo, hi = s["side_min"].min(), s["side_max"].max()
+    off = (t["side_min"] < lo) | (t["side_max"] > hi)
+    if off.any():
+        row = t[off].iloc[0]
+        name = row["path"] if "path" in t.columns else f"row {t.index[off][0] + 1}"
+        return (f"{where}: {int(off.sum())} target image(s) have sides outside the training images' {lo}..{hi} px "
+                f"(first: {name}, {row['side_min']}..{row['side_max']} px): the target domain must be the "
+                "same kind of image as data.raw")
+    return None

@@ -79,6 +79,9 @@ def pixels(blobs: list[bytes], size: int) -> np.ndarray:
 def read_folder(root: Path) -> pd.DataFrame:
     """A folder of class folders (`root/<label>/*.png`), optionally under split folders (`root/train/<label>/`)."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    flat = sorted(f for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not subdirs and flat:  # unlabeled images (a target domain's pool): no class folders, no labels
+        return pd.DataFrame({"image": [f.read_bytes() for f in flat], "path": [str(f) for f in flat]})
     if not subdirs:
         raise GraftError(f"{root}: format: no class folders (expected {root}/<label>/*.png)")
     split_layout = {p.name for p in subdirs} <= set(SPLIT_FOLDERS)

@@ -26,6 +26,8 @@ class TextModality(Modality):
     risks = data.RISKS
     drift_measure = "text lengths"
     drift_edges = LENGTH_EDGES
+    adaptations = ("dann", "self_training", "tapt")
+    adaptation_note = "transformer encoders use layer norm: adabn has no batch-norm statistics to re-estimate"
     package_files = ("tokenizer.json",)
 
     def examples(self, df: pd.DataFrame) -> list:

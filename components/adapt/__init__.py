@@ -1,0 +1,1 @@
+"""The `adapt` KFP component."""

@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 # one here, so both run the same stages.
 WS ?= .
 
-.PHONY: help setup data run run-image curve multitask test lint image kfp-compile kfp-run lock clean
+.PHONY: help setup data run run-image curve multitask adapt test lint image kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ curve: data  ## The data-efficiency experiment: pretrained vs scratch at curve.s
 
 multitask: setup  ## Multi-task demo on 20 Newsgroups (newsgroup + top-level topic) vs single-task runs
 	graft multitask --out metrics/multitask.json
+
+adapt: setup  ## Domain adaptation on three documented shifts, each method vs source-only (bench/adapt.py -> metrics/adapt.json)
+	$(BIN)/python bench/adapt.py --out metrics/adapt.json
 
 image: setup  ## Build the graft image offline with podman (localhost/graft:0.1.0; infra/build-image.sh)
 	infra/build-image.sh

@@ -69,7 +69,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         named, train = (tables.by_split(table, where), "train") if "split" in table else ({"data": table}, "data")
     else:
         named, train, where = tables.read_splits(args.splits), "train", args.splits
-    report = run(named, cfg, where, train, args.report, args.docs, drift=bool(args.splits))
+    target = tables.read_target(args.splits).get("target") if args.splits else None
+    report = run(named, cfg, where, train, args.report, args.docs, drift=bool(args.splits), target=target)
     for line in report.warnings(where):
         print(f"graft validate: WARNING: {line}", file=sys.stderr)
     if not report.passed:

@@ -64,6 +64,20 @@ class FeatureCounts(Output):
     cached: int
 
 
+class Skew(Output):
+    """A domain classifier on pooled features: training inputs (0) against target inputs (1)."""
+
+    auc: float
+    error: float
+    proxy_a_distance: float = Field(description="2 (1 - 2 error): 0 indistinguishable, 2 separable")
+    per_domain: int
+    folds: int
+    backbone: str | None = None
+    status: str | None = None
+    why: str | None = None
+    projection: dict[str, Any] | None = Field(None, description="2-D PCA of both feature sets, for the report")
+
+
 class SelectOutput(Output):
     """metrics/select.json: the ranking (eligible first, best first) and the selected backbone."""
 
@@ -73,6 +87,7 @@ class SelectOutput(Output):
     sample_rows: int
     seconds: float
     features: FeatureCounts
+    skew: Skew | None = Field(None, description="with data.target: training vs target inputs on the selected backbone")
 
 
 class Resumed(Output):
@@ -216,6 +231,8 @@ class Domains(Output):
     chosen: str = Field(description="source_only or adapted: the model export packages and the gate judges")
     why: str
     proven: bool = Field(description="adaptation was proven on a labeled target test (false without one)")
+    skew: dict[str, Skew] | None = Field(None, description="source_only and adapted: the domain classifier on each "
+                                         "model's features, training vs target inputs (before / after adaptation)")
 
 
 class EvaluateOutput(Output):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from graft.core.artifacts import read_json, write_json
-from graft.core.config import DriftBound, DriftConfig
+from graft.core.config import DriftBound, DriftConfig, SkewConfig
 from graft.modalities.base import Modality
 
 VOCAB_SIZE = 50_000
@@ -115,3 +115,23 @@ def save(prof: dict, store: str | Path) -> Path:
     path = Path(store) / f"{prof['id']}.json"
     write_json(path, prof)
     return path
+
+
+def skew(train: list, target: list, modality: Modality, cfg: SkewConfig) -> list[dict]:
+    """Train/serving skew without labels: the training split's inputs against the target domain's, same measures.
+
+    The modality's shape measure (text lengths, image brightness) as a PSI and, for texts, the share of target
+    words the training texts never had; entries as `compare` returns them.
+    """
+    edges = modality.drift_edges
+    measures = [("skew_length_psi", psi(_histogram(modality.drift_values(target), edges),
+                                        _histogram(modality.drift_values(train), edges)),
+                 cfg.length_psi, modality.drift_measure)]
+    vocab = modality.vocabulary(target)
+    if vocab:
+        measures.append(("skew_oov_rate", oov_rate(vocab, modality.vocabulary(train)), cfg.oov_rate,
+                         "target words unseen in training"))
+    return [{"name": name, "value": round(value, 4), "warn": bound.warn, "fail": bound.fail,
+             "status": _status(value, bound),
+             "why": f"{what}: {name}={value:.4f} (warn > {bound.warn}, fail > {bound.fail}), training split vs "
+                    f"data.target"} for name, value, bound, what in measures]

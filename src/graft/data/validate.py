@@ -35,6 +35,7 @@ RISKS = {
     "no_train_overlap": "an example (a text up to case/spacing/punctuation, an image byte for byte) in both train "
                         "and held-out data inflates scores",
     "drift": "a version unlike the last validated one may need a new model, not a retrained one",
+    "skew": "a model meets inputs unlike its training data in production (train/serving skew): adapt, or relabel",
     "label_js": "a shifted label mix changes the prior the model learned",
 }
 THRESHOLD_KEYS = ("min_value", "max_value", "value_set")
@@ -243,12 +244,23 @@ def _drift_checks(tables: dict[str, pd.DataFrame], cfg: Config) -> tuple[dict, l
                         detail=r["why"], warning=r["status"] == "warn") for r in rows]
 
 
+def _skew_checks(train: pd.DataFrame, target: pd.DataFrame, cfg: Config) -> list[Check]:
+    """The label-free skew measures of the training split against the target domain's inputs."""
+    modality = modalities.get(cfg.data.modality)
+    rows = drift_store.skew(modality.examples(train), modality.examples(target), modality, cfg.validate_.skew)
+    return [Check(name=r["name"], table="target", passed=r["status"] != "fail", risk=risk("skew", cfg),
+                  observed=r["value"], threshold={"warn": r["warn"], "fail": r["fail"]}, detail=r["why"],
+                  warning=r["status"] == "warn") for r in rows]
+
+
 def run(tables: dict[str, pd.DataFrame], cfg: Config, where: str, train: str = "train",
-        report: str | Path | None = None, docs: str | Path | None = None, drift: bool = True) -> Report:
+        report: str | Path | None = None, docs: str | Path | None = None, drift: bool = True,
+        target: pd.DataFrame | None = None) -> Report:
     """The stage as the orchestrators call it: the suite, then drift; write the JSON report and the docs folder.
 
     A version that passes is added to the profile store, so the next version is compared with it. `drift=False`
-    checks a file on its own (`graft validate --data`), without comparing it or storing it.
+    checks a file on its own (`graft validate --data`), without comparing it or storing it. `target` (the target
+    domain's unlabeled inputs) adds the train/serving skew measures.
     """
     from contextlib import nullcontext
 
@@ -256,6 +268,8 @@ def run(tables: dict[str, pd.DataFrame], cfg: Config, where: str, train: str = "
         result = validate_tables(tables, cfg, train, site)
         if drift and result.passed:
             prof, extra = _drift_checks(tables, cfg)
+            if target is not None:
+                extra += _skew_checks(tables[train], target, cfg)
             result = Report(passed=all(c.passed for c in extra), checks=result.checks + extra)
         if report:
             outputs.write(report, "validate", result.to_dict())

@@ -16,6 +16,7 @@ import pandas as pd
 
 from graft import modalities
 from graft.core.config import Config
+from graft.data.skew import domain_classifier, projection
 from graft.evaluate.scoring import champion_check, score_model
 from graft.metrics.scores import label_ids, scores
 from graft.metrics.stats import compare
@@ -52,6 +53,20 @@ def _comparisons(y: np.ndarray, preds: dict, cfg: Config) -> dict:
     return {f"{a}_vs_{b}": compare(y, preds[a], preds[b], k, n, cfg.seed) for a, b in pairs}
 
 
+def model_skew(folder: str | Path, train: pd.DataFrame, pool: pd.DataFrame, cfg: Config) -> dict:
+    """The domain classifier and the 2-D projection on a trained model's pooled features (training vs target)."""
+    from graft.core.hardware import resolve
+    from graft.models.classifier import pooled
+
+    processor, model, meta = modalities.load_model(folder)
+    modality, hw, n = modalities.get(meta["modality"]), resolve(cfg.train), cfg.select.sample_size
+    model.to(hw.device)
+    rows = [d.sample(min(n, len(d)), random_state=cfg.seed) for d in (train, pool)]
+    src, tgt = (pooled(model, modality.encode(processor, modality.examples(d)), hw.device, hw.autocast).numpy()
+                for d in rows)
+    return {**domain_classifier(src, tgt, cfg.select.cv_folds, cfg.seed), "projection": projection(src, tgt, cfg.seed)}
+
+
 def domains(splits: dict[str, pd.DataFrame], target: dict[str, pd.DataFrame], finetune: str | Path,
             scratch: str | Path, adapted: str | Path | None, cfg: Config, data_md5: str | None) -> dict | None:
     """The section, or None when there is neither an adapted model nor a labeled target test (nothing to add)."""
@@ -72,4 +87,7 @@ def domains(splits: dict[str, pd.DataFrame], target: dict[str, pd.DataFrame], fi
             if "comparison" in champ:
                 section["comparisons"]["source"]["adapted_vs_champion"] = champ["comparison"]
     section["rows"] = {"source": len(splits["test"]), "target": len(target.get("target_test", []))}
+    if "target" in target:  # before and after adaptation: how far apart the domains are in each model's features
+        section["skew"] = {name: model_skew(models[name], splits["train"], target["target"], cfg)
+                           for name in TRANSFER if name in models}
     return {**section, **choose(section, cfg.gate)}

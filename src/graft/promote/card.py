@@ -10,7 +10,7 @@ def verdict_markdown(verdict: dict) -> str:
     head = "**PASSED**: the candidate may be promoted" if verdict["passed"] else "**FAILED**: not promoted"
     lines = [head, "", "| check | value | 95% CI | threshold | passed | why |", "|---|---|---|---|---|---|"]
     for c in verdict["checks"]:
-        ok = "yes" if c["passed"] else "NO"
+        ok = "yes" if c["passed"] else "no (decides, never refuses)" if c.get("blocking") is False else "NO"
         ci = f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c.get("ci_low") is not None else ""
         why = c["why"].replace("|", "\\|")  # a pipe inside a cell would end it
         lines.append(f"| {c['name']} | {c['value']} | {ci} | {c['threshold']} | {ok} | {why} |")
@@ -20,6 +20,23 @@ def verdict_markdown(verdict: dict) -> str:
 def _backbone(b: dict) -> str:
     layers = f", first {b['num_layers']} layers" if b.get("num_layers") else ""
     return f"{b.get('name', '?')} ({b.get('source', '?')}{layers})"
+
+
+def _domains(dom: dict | None, meta: dict) -> list[str]:
+    """The card's domain section: the method, what went on and why, both domains' scores and the skew."""
+    if not dom:
+        return []
+    lines = ["", "## Domains and adaptation",
+             f"- adaptation `{dom['method']}`; this package is the **{dom['chosen'].replace('_', '-')}** model "
+             f"(its metadata: adapt `{meta.get('adapt', 'none')}`): {dom['why']}"]
+    for domain in ("source", "target"):
+        if dom.get(domain):
+            lines.append(f"- {domain} test ({dom['rows'][domain]} rows), macro-F1: " + ", ".join(
+                f"{m} {s['macro_f1']:.4f}" for m, s in dom[domain].items()))
+    for name, sk in (dom.get("skew") or {}).items():
+        lines.append(f"- skew on the {name} model's features: domain AUC {sk['auc']:.3f}, proxy A-distance "
+                     f"{sk['proxy_a_distance']:.3f}")
+    return lines
 
 
 def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: dict) -> str:
@@ -51,6 +68,7 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
         f1 = c["macro_f1"]
         lines.append(f"| {name} | {f1['diff']:+.4f} | [{f1['ci_low']:+.4f}, {f1['ci_high']:+.4f}] | "
                      f"{c['mcnemar']['p_value']:.3g} |")
+    lines += _domains(evaluation.get("domains"), meta)
     if parity.get("fp32"):
         lines += ["", f"ONNX: fp32 accuracy {parity['fp32']['accuracy']:.4f} (agreement with PyTorch "
                   f"{parity['fp32']['agreement']:.4f}), int8 {parity['int8']['accuracy']:.4f}; "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from graft.core.artifacts import write_text
 from graft.promote import registry
-from graft.report.html import STYLE, esc, pyplot, svg, table_html
+from graft.report.charts import STYLE, esc, pyplot, svg, table_html
 
 
 def _runs(reg) -> tuple[list[dict], dict]:

@@ -61,6 +61,13 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
             f1 = c["macro_f1"]
             out.append(f"  {name.replace('_vs_', ' - '):21}: macro-F1 {f1['diff']:+.4f}, 95% CI [{f1['ci_low']:+.4f}, "
                        f"{f1['ci_high']:+.4f}], McNemar p = {c['mcnemar']['p_value']:.3g}")
+    dom = (ev or {}).get("domains")
+    if dom:
+        for domain in ("source", "target"):
+            if dom.get(domain):
+                out.append(f"{domain + ' test':15}: macro-F1 " + ", ".join(
+                    f"{m} {s['macro_f1']:.4f}" for m, s in dom[domain].items()) + f" ({dom['rows'][domain]} rows)")
+        out.append(f"adaptation     : {dom['method']}; goes on: {dom['chosen']} ({dom['why']})")
     if exp:
         f32, i8 = exp["fp32"], exp["int8"]
         out.append(f"ONNX parity    : fp32 agreement {f32['agreement']:.4f}, max |logit diff| "
@@ -72,7 +79,8 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append(f"gate           : {'PASSED' if gate['passed'] else 'FAILED'}")
         for c in gate.get("checks", []):
             ci = f" [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c.get("ci_low") is not None else ""
-            out.append(f"  {'ok ' if c['passed'] else 'NO '} {c['name']:22} {c['value']:+.6g}{ci} vs {c['threshold']}")
+            mark = "ok " if c["passed"] else "-- " if c.get("blocking") is False else "NO "
+            out.append(f"  {mark} {c['name']:22} {c['value']:+.6g}{ci} vs {c['threshold']}")
         out += [f"  - {r}" for r in gate["reasons"]]
         reg = gate.get("registered")
         if reg:

@@ -20,6 +20,8 @@ from graft.core.config.data import (
     DriftConfig,
     PrepareConfig,
     Size,
+    SkewBound,
+    SkewConfig,
     TargetConfig,
     ValidateConfig,
 )
@@ -40,8 +42,9 @@ from graft.core.errors import GraftError
 
 __all__ = ["AdaptConfig", "Candidate", "Config", "CurveConfig", "DataConfig", "DomainFloor", "DriftBound",
            "DriftConfig", "EvaluateConfig", "ExportConfig", "GateConfig", "KubeflowConfig", "MultitaskConfig",
-           "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig", "Size", "TargetConfig",
-           "TaskResources", "Toleration", "TrainConfig", "ValidateConfig", "from_dict", "load"]
+           "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig", "Size", "SkewBound",
+           "SkewConfig", "TargetConfig", "TaskResources", "Toleration", "TrainConfig", "ValidateConfig",
+           "from_dict", "load"]
 
 
 class Config(Section):

@@ -106,6 +106,24 @@ class DriftConfig(Section):
                                  description="Share of word occurrences absent from the previous version.")
 
 
+class SkewBound(Section):
+    """Warn above `warn`; above `fail` (null: never) the run stops."""
+
+    warn: float = Field(ge=0)
+    fail: float | None = Field(None, ge=0)
+
+
+class SkewConfig(Section):
+    """Train/serving skew: the training split against data.target's unlabeled inputs (no labels needed)."""
+
+    length_psi: DriftBound = Field(DriftBound(warn=0.1, fail=1.0), description="Population stability index of the "
+                                   "modality's shape measure (text lengths, image brightness), train vs target.")
+    oov_rate: DriftBound = Field(DriftBound(warn=0.15, fail=0.6), description="Share of target word occurrences "
+                                 "the training texts never had.")
+    domain_auc: SkewBound = Field(SkewBound(warn=0.8), description="AUC of a domain classifier on the selected "
+                                  "backbone's frozen features (select): 0.5 is no skew, 1.0 separable.")
+
+
 class ValidateConfig(Section):
     """Thresholds of the data checks (each check's risk is documented in graft/validate.py)."""
 
@@ -122,3 +140,4 @@ class ValidateConfig(Section):
     max_image_side: int = Field(4096, ge=1, description="Largest image height or width accepted, in pixels.")
     profile_dir: str = Field("data/profiles", description="Where each validated version's profile is kept.")
     drift: DriftConfig = DriftConfig()
+    skew: SkewConfig = SkewConfig()

@@ -28,9 +28,11 @@ def sh(*cmd, cwd, check=True, env=None):
 
 
 def copy_code(tmp: Path) -> None:
-    """The code a checkout has: src/, bin/graft (what dvc.yaml's commands run) and a link to this checkout's venv."""
+    """The code a checkout has: src/, bin/graft (what dvc.yaml's commands run), data/target/ and a link to the venv."""
     shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(ROOT / "bin", tmp / "bin")
+    for target in ("data/target", "image/data/target"):  # each workspace's folder for data.target (a prepare dep)
+        shutil.copytree(ROOT / target, tmp / target)
     (tmp / ".venv").symlink_to(Path(sys.prefix))
 
 
@@ -299,7 +301,7 @@ def image_project(tmp_path_factory, image_raw):
     shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
     write_params(tmp, shrunk_params(tmp))  # DVC parses every dvc.yaml of the repository, the text one included
     ws = tmp / "image"
-    ws.mkdir()
+    ws.mkdir(exist_ok=True)
     shutil.copy(ROOT / "image" / "dvc.yaml", ws / "dvc.yaml")
     assert (ROOT / "image" / "src").is_symlink()
     (ws / "src").symlink_to(Path("..") / "src")

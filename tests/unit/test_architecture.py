@@ -145,3 +145,13 @@ def test_every_dvc_command_runs_graft_from_the_project_venv():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     assert all(s["cmd"].startswith("$DVC_ROOT/bin/graft ") for s in stages.values())
     assert os.access(ROOT / "bin" / "graft", os.X_OK)
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists packages by name: a new subpackage left out works editable but is missing from the image."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT / "src").parts) for p in (ROOT / "src").rglob("__init__.py")}
+    found |= {f"graft_kfp.components.{p.parent.name}" for p in (ROOT / "components").glob("*/__init__.py")}
+    assert found - listed == set()

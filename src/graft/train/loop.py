@@ -97,7 +97,7 @@ class Loop:
         while self.position < len(self.batches):
             idx = distributed.shard(self.batches[self.position], self.world)
             extra = 0.0  # a domain loss adds to the step's gradient; the running loss stays the task's
-            if self.method.needs_features:
+            if isinstance(self.method, adapt.StepMethod):
                 logits, feats, theirs = data.logits_and_features(self.net, idx, self.tasks,
                                                                  self.method.batch(self.ctx, len(idx)))
                 extra = self.method.loss(self.ctx, feats, theirs, self.step / max(self.total, 1))

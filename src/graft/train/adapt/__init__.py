@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from graft.core.config import Config
 from graft.core.errors import GraftError
-from graft.train.adapt.base import Context, Method
+from graft.train.adapt.base import Context, Method, StepMethod
 
-__all__ = ["METHODS", "Context", "Method", "check", "method"]
+__all__ = ["METHODS", "Context", "Method", "StepMethod", "check", "method"]
 
 METHODS = ("none", "adabn", "dann", "self_training", "tapt")
 

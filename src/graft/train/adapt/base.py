@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,22 +30,10 @@ class Method:
     """No adaptation (`none`): the source-only model. Subclasses override the hooks they need."""
 
     name = "none"
-    needs_features = False  # True: each step also forwards a target `batch` and adds `loss` on both features
 
     def before(self, ctx: Context) -> dict:
         """Change the backbone before training starts; return what to report."""
         return {}
-
-    def batch(self, ctx: Context, n: int) -> dict[str, torch.Tensor]:
-        """`n` target inputs for this step (needs_features methods): the model's inputs, on its device."""
-        raise NotImplementedError
-
-    def loss(self, ctx: Context, features: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
-        """An extra loss for this step from the pooled source and target features.
-
-        `progress` is the share of the run's optimizer steps done.
-        """
-        raise NotImplementedError
 
     def step(self) -> None:
         """After each optimizer step: step the method's own parameters."""
@@ -63,3 +52,18 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a checkpoint's state."""
+
+
+class StepMethod(Method, ABC):
+    """A method inside every training step (dann): a target batch, and a loss on both domains' pooled features."""
+
+    @abstractmethod
+    def batch(self, ctx: Context, n: int) -> dict[str, torch.Tensor]:
+        """`n` target inputs for this step: the model's inputs, on its device."""
+
+    @abstractmethod
+    def loss(self, ctx: Context, features: torch.Tensor, target: torch.Tensor, progress: float) -> torch.Tensor:
+        """An extra loss for this step from the pooled source and target features.
+
+        `progress` is the share of the run's optimizer steps done.
+        """

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from graft.train.adapt.base import Context, Method
+from graft.train.adapt.base import Context, StepMethod
 
 
 class _Reverse(torch.autograd.Function):
@@ -46,11 +46,10 @@ def discriminator(width: int, hidden: int) -> nn.Sequential:
                          nn.ReLU(), nn.Linear(hidden, 1))
 
 
-class DANN(Method):
+class DANN(StepMethod):
     """Domain-adversarial training."""
 
     name = "dann"
-    needs_features = True
 
     def __init__(self, cfg):
         self.cfg, self.a = cfg, cfg.train.adaptation

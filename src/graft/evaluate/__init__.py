@@ -23,8 +23,9 @@ def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: C
     scores (the `selfcheck` field). With an adapted model (`adapted`) or a labeled target test it adds `domains`.
     """
     splits = read_splits(split_dir)
-    result, rows = evaluate(splits, finetune, scratch, cfg, manifest_md5(split_dir))
-    section = domains(splits, read_target(split_dir), finetune, scratch, adapted, cfg, manifest_md5(split_dir))
+    result, rows, preds = evaluate(splits, finetune, scratch, cfg, manifest_md5(split_dir))
+    section = domains(splits, read_target(split_dir), finetune, scratch, adapted, cfg, manifest_md5(split_dir),
+                      (result, preds))
     if section:
         result["domains"] = section
     if selection and runners_up:

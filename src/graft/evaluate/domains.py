@@ -67,9 +67,24 @@ def model_skew(folder: str | Path, train: pd.DataFrame, pool: pd.DataFrame, cfg:
     return {**domain_classifier(src, tgt, cfg.select.cv_folds, cfg.seed), "projection": projection(src, tgt, cfg.seed)}
 
 
+def _source(main: tuple[dict, dict], adapted: str | Path | None, test: pd.DataFrame, cfg: Config
+            ) -> tuple[dict, dict]:
+    """The source test's scores and predictions: the main section's, plus the adapted model's (scored here)."""
+    result, preds = main
+    out = {"source_only": result["finetune"], "scratch": result["scratch"], "classical": result["classical"]}
+    preds = dict(preds)
+    if adapted:
+        out["adapted"], preds["adapted"] = score_model(adapted, test, cfg)
+    return out, preds
+
+
 def domains(splits: dict[str, pd.DataFrame], target: dict[str, pd.DataFrame], finetune: str | Path,
-            scratch: str | Path, adapted: str | Path | None, cfg: Config, data_md5: str | None) -> dict | None:
-    """The section, or None when there is neither an adapted model nor a labeled target test (nothing to add)."""
+            scratch: str | Path, adapted: str | Path | None, cfg: Config, data_md5: str | None,
+            main: tuple[dict, dict]) -> dict | None:
+    """The section, or None when there is neither an adapted model nor a labeled target test (nothing to add).
+
+    `main` is the main section's (result, predictions) on the source test split: reused, not computed again.
+    """
     adapted = adapted if has_model(adapted) else None
     if adapted is None and "target_test" not in target:
         return None
@@ -79,7 +94,8 @@ def domains(splits: dict[str, pd.DataFrame], target: dict[str, pd.DataFrame], fi
     for name, test in (("source", splits["test"]), ("target", target.get("target_test"))):
         if test is None:
             continue
-        section[name], preds = _domain(test, splits["train"], models, cfg)
+        section[name], preds = (_source(main, adapted, test, cfg) if name == "source"
+                                else _domain(test, splits["train"], models, cfg))
         y = label_ids(test["label"], classes)
         section["comparisons"][name] = _comparisons(y, preds, cfg)
         if name == "source" and adapted:  # the champion is re-scored on the source test split, as in the main section

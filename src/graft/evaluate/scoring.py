@@ -35,10 +35,11 @@ def score_model(folder: str | Path, test: pd.DataFrame, cfg: Config) -> tuple[di
 
 
 def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str | Path, cfg: Config,
-             data_md5: str | None = None) -> tuple[dict, list[dict]]:
-    """Scores of the fine-tuned model and both baselines on the test split, and the confusion-plot rows.
+             data_md5: str | None = None) -> tuple[dict, list[dict], dict]:
+    """Scores of the fine-tuned model and both baselines on the test split, the confusion-plot rows, the predictions.
 
-    The rows are the fine-tuned model's (actual, predicted) pairs.
+    The rows are the fine-tuned model's (actual, predicted) pairs; the predictions (class ids per model, named as
+    the domains section names them) let that section compare on the same test split without scoring it again.
     """
     classes, test = list(cfg.data.labels), splits["test"]
     ft, ft_pred = score_model(finetune, test, cfg)
@@ -53,8 +54,8 @@ def evaluate(splits: dict[str, pd.DataFrame], finetune: str | Path, scratch: str
     if "comparison" in champ:
         comparisons["finetune_vs_champion"] = champ.pop("comparison")
     rows = [{"actual": a, "predicted": classes[p]} for a, p in zip(test["label"].astype(str), ft_pred)]
-    return {"finetune": ft, "scratch": sc, "classical": cl, "champion": champ, "comparisons": comparisons,
-            "labels": classes}, rows
+    return ({"finetune": ft, "scratch": sc, "classical": cl, "champion": champ, "comparisons": comparisons,
+             "labels": classes}, rows, {"source_only": ft_pred, "scratch": sc_pred, "classical": cl_pred})
 
 
 def champion_check(test: pd.DataFrame, y: np.ndarray, ft_pred: np.ndarray, cfg: Config, data_md5: str | None

@@ -44,3 +44,8 @@ def projection(source: np.ndarray, target: np.ndarray, seed: int = 0, most: int 
     pca = PCA(2, random_state=seed).fit(np.concatenate([s, t]))
     return {"source": np.round(pca.transform(s), 3).tolist(), "target": np.round(pca.transform(t), 3).tolist(),
             "explained": np.round(pca.explained_variance_ratio_, 4).tolist()}
+
+
+def measure(source: np.ndarray, target: np.ndarray, folds: int, seed: int) -> dict:
+    """The domain classifier's numbers and the 2-D projection of both feature sets (what select and evaluate keep)."""
+    return {**domain_classifier(source, target, folds, seed), "projection": projection(source, target, seed)}

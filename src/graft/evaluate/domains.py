@@ -16,7 +16,7 @@ import pandas as pd
 
 from graft import modalities
 from graft.core.config import Config
-from graft.data.skew import domain_classifier, projection
+from graft.data.skew import measure
 from graft.evaluate.scoring import champion_check, score_model
 from graft.metrics.scores import label_ids, scores
 from graft.metrics.stats import compare
@@ -64,7 +64,7 @@ def model_skew(folder: str | Path, train: pd.DataFrame, pool: pd.DataFrame, cfg:
     rows = [d.sample(min(n, len(d)), random_state=cfg.seed) for d in (train, pool)]
     src, tgt = (pooled(model, modality.encode(processor, modality.examples(d)), hw.device, hw.autocast).numpy()
                 for d in rows)
-    return {**domain_classifier(src, tgt, cfg.select.cv_folds, cfg.seed), "projection": projection(src, tgt, cfg.seed)}
+    return measure(src, tgt, cfg.select.cv_folds, cfg.seed)
 
 
 def _source(main: tuple[dict, dict], adapted: str | Path | None, test: pd.DataFrame, cfg: Config

@@ -13,7 +13,7 @@ import pandas as pd
 from graft import modalities
 from graft.core.config import Candidate, Config
 from graft.core.errors import GraftError
-from graft.data.skew import domain_classifier, projection
+from graft.data.skew import measure
 from graft.models.features import FeatureCache
 from graft.select.ranking import sample
 
@@ -32,7 +32,7 @@ def skew(train: pd.DataFrame, target: pd.DataFrame, candidate: Candidate, cfg: C
     target_rows = target.sample(min(n, len(target)), random_state=cfg.seed)
     src, tgt = features(source, candidate, cfg), features(modality.examples(target_rows), candidate, cfg)
     try:
-        found = domain_classifier(src, tgt, cfg.select.cv_folds, cfg.seed)
+        found = measure(src, tgt, cfg.select.cv_folds, cfg.seed)
     except ValueError as exc:
         raise GraftError(f"data.target.raw: {exc}") from None
     bound = cfg.validate_.skew.domain_auc
@@ -44,5 +44,4 @@ def skew(train: pd.DataFrame, target: pd.DataFrame, candidate: Candidate, cfg: C
     if status == "fail":
         raise GraftError(f"skew: {why}: the target looks like another task; raise validate.skew.domain_auc.fail "
                          "only if that is expected")
-    return {**found, "backbone": candidate.name, "status": status, "why": why,
-            "projection": projection(src, tgt, cfg.seed)}
+    return {**found, "backbone": candidate.name, "status": status, "why": why}

@@ -37,8 +37,7 @@ def run(split_dir: str | Path, selection: str | Path, out: str | Path, cfg: Conf
     """
     splits = read_splits(split_dir)
     chosen = selected_candidate(outputs.read(selection, "select"), cfg)
-    source_only = cfg.model_copy(update={"train": cfg.train.model_copy(update={"adapt": "none"})})
-    result = fit(splits["train"], splits["validation"], chosen, source_only, init_from, out)
+    result = fit(splits["train"], splits["validation"], chosen, cfg, init_from, out)  # no target: source-only
     if not distributed.world().main:
         return result
     result = outputs.write(metrics, "train", result)

@@ -32,9 +32,7 @@ from graft.modalities.base import Modality
 from graft.models.classifier import Classifier
 from graft.train import adapt, checkpoint, distributed, dropout, optim
 from graft.train.batching import bucketed
-from graft.train.inputs import Inputs, inputs, validate
-
-Tasks = dict[str, list[str]]  # label column -> its classes; one entry for the usual single-task model
+from graft.train.inputs import Inputs, Tasks, inputs, validate
 
 
 def seed_everything(seed: int) -> torch.Generator:

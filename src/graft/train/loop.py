@@ -174,6 +174,9 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
         dropout.install(model)
     model.to(hw.device)
     items, val_items = modality.examples(train), modality.examples(validation)
+    pool = len(target_items or [])
+    if method.name != "none":
+        target_items = adapt.sample(target_items, len(items), cfg.train.adaptation.max_target_ratio, cfg.seed)
     ctx = adapt.Context(model, processor, modality, cfg, hw, target_items, items, gen,
                         {"labels": next(iter(tasks.values()))})
     ys = {k: label_ids(train[k], v) for k, v in tasks.items()}
@@ -188,7 +191,8 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     target_items = target_items or []
     state = checkpoint.load(ckpt, fp)
     # tapt changes the encoder before training: a resumed run restores its weights from the checkpoint instead
-    adaptation = {"method": method.name, **(method.before(ctx) if not state or method.name != "tapt" else {})}
+    adaptation = {"method": method.name, **({"target_pool": pool} if method.name != "none" else {}),
+                  **(method.before(ctx) if not state or method.name != "tapt" else {})}
     loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world,
                 method, ctx)
     resumed = None

@@ -66,6 +66,8 @@ class SelfcheckConfig(Section):
 class AdaptConfig(Section):
     """The knobs of the domain-adaptation methods (`train.adapt`); README "Adapting to a new domain"."""
 
+    max_target_ratio: float = Field(2.0, gt=0, description="every method: at most this many target inputs per "
+                                    "source training row (a seeded sample of a larger pool); bounds the cost.")
     dann_weight: float = Field(1.0, gt=0, description="dann: the gradient-reversal coefficient it warms up to "
                                "(lambda = weight * (2 / (1 + exp(-10 p)) - 1), p the share of steps done).")
     discriminator_hidden: int = Field(256, ge=8, description="dann: hidden width of the domain discriminator.")
@@ -73,7 +75,7 @@ class AdaptConfig(Section):
     pseudo_threshold: float = Field(0.9, gt=0, lt=1, description="self_training: a target input gets a pseudo-"
                                     "label only when the model's top class probability is at least this.")
     rounds: int = Field(2, ge=1, le=5, description="self_training: pseudo-label / retrain rounds.")
-    max_pseudo_ratio: float = Field(1.0, gt=0, description="self_training: at most this many pseudo-labels per "
+    max_pseudo_ratio: float = Field(0.5, gt=0, description="self_training: at most this many pseudo-labels per "
                                     "source training row in a round (the most confident, per class).")
     round_epochs: int = Field(1, ge=1, description="self_training: epochs on source + pseudo-labeled target per "
                               "round.")

@@ -9,11 +9,15 @@ Which methods apply is the modality's to say (`Modality.adaptations`); anything 
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from graft.core.config import Config
 from graft.core.errors import GraftError
 from graft.train.adapt.base import Context, Method, StepMethod
 
-__all__ = ["METHODS", "Context", "Method", "StepMethod", "check", "method"]
+__all__ = ["METHODS", "Context", "Method", "StepMethod", "check", "method", "sample"]
 
 METHODS = ("none", "adabn", "dann", "self_training", "tapt")
 
@@ -36,6 +40,18 @@ def method(cfg: Config, modality, init_from: str, target: list | None, tasks: in
 
     return {"adabn": adabn.AdaBN, "dann": dann.DANN, "self_training": self_training.SelfTraining,
             "tapt": tapt.TAPT}[name](cfg)
+
+
+def sample(target: list, source_rows: int, ratio: float, seed: int) -> list:
+    """At most `ratio` target inputs per source training row: a seeded sample in pool order, or all of them.
+
+    Every method's cost grows with the pool (tapt trains on it, self_training and adabn predict it): this bounds it.
+    """
+    limit = math.ceil(ratio * source_rows)
+    if len(target) <= limit:
+        return target
+    keep = np.sort(np.random.default_rng(seed).choice(len(target), limit, replace=False))
+    return [target[i] for i in keep]
 
 
 def check(cfg: Config, modality) -> None:

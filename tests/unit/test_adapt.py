@@ -12,7 +12,7 @@ from graft.core import config
 from graft.core.errors import GraftError
 from graft.experiments.shifts import noisy
 from graft.modalities.image.model import build
-from graft.train import fit
+from graft.train import adapt, fit
 from graft.train.adapt import adabn, dann, self_training, tapt
 
 
@@ -99,14 +99,23 @@ def test_pseudo_labels_respect_the_threshold_and_balance_the_classes():
 
 
 def test_self_training_rounds_train_on_confident_target_rows(shrunk, tweets, tmp_path):
-    cfg = with_adapt(shrunk[0], "self_training", pseudo_threshold=0.5, rounds=2)
+    cfg = with_adapt(shrunk[0], "self_training", pseudo_threshold=0.5, rounds=2, max_target_ratio=0.75)
     run = fit(*tweets[:2], cfg.select.candidates[0], cfg, "pretrained", tmp_path / "st", target=tweets[2])
     rounds = run["adaptation"]["rounds"]
+    assert (run["adaptation"]["target_pool"], run["adaptation"]["target_inputs"]) == (100, 90)  # 0.75 x 120 rows
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(r["pseudo_labels"] == sum(r["per_class"].values()) for r in rounds)
     assert all(r["min_confidence"] is None or r["min_confidence"] >= 0.5 for r in rounds)
     assert rounds[1]["pseudo_labels"] >= rounds[0]["pseudo_labels"] > 0  # the share grows with the round
     assert len(rounds[0]["history"]) == 1  # round_epochs
+
+
+def test_the_target_sample_is_seeded_in_pool_order_and_bounded_by_the_ratio():
+    pool = list(range(100))
+    assert adapt.sample(pool, 60, 2.0, seed=0) is pool  # 100 <= 120: everything
+    picked = adapt.sample(pool, 30, 1.5, seed=0)
+    assert len(picked) == 45 and picked == sorted(set(picked)) and picked == adapt.sample(pool, 30, 1.5, seed=0)
+    assert picked != adapt.sample(pool, 30, 1.5, seed=1)
 
 
 def test_masking_never_touches_special_tokens_or_padding():
@@ -137,16 +146,12 @@ def test_tapt_lowers_the_masked_lm_loss_and_changes_the_encoder(shrunk, tweets, 
 def test_a_method_that_does_not_apply_is_a_one_line_config_error(shrunk, image_shrunk, modality, method, says):
     params = shrunk[0] if modality == "text" else image_shrunk[0]
     cfg = with_adapt(params, method)
-    from graft.train import adapt
-
     with pytest.raises(GraftError, match=says) as err:
         adapt.method(cfg, modalities.get(modality), "pretrained", ["x"], 1, 1)
     assert "\n" not in str(err.value)
 
 
 def test_adaptation_needs_target_inputs_and_a_trainable_backbone(shrunk):
-    from graft.train import adapt
-
     text = modalities.get("text")
     with pytest.raises(GraftError, match="set data.target.raw"):
         adapt.method(with_adapt(shrunk[0], "dann"), text, "pretrained", [], 1, 1)

@@ -117,8 +117,9 @@ def _jsonl(path: Path, text: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_file(path: Path) -> pd.DataFrame:
+def read_file(path: str | Path) -> pd.DataFrame:
     """A table from a .parquet, .csv, .tsv, Orange .tab or JSON Lines file; a bad file is a one-line GraftError."""
+    path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         with open(path, "rb") as fh:

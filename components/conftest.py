@@ -96,6 +96,14 @@ class Chain:
                          outputs={"evaluation": dsl.Metrics, "confusion": dsl.ClassificationMetrics})
 
     @functools.cached_property
+    def explain(self):
+        """The chosen model's attributions of a test sample, and their faithfulness."""
+        from graft_kfp.components.explain.component import explain
+        return self.call(explain, splits=self.prepare.splits, finetune=self.train.model,
+                         scratch=self.baseline.model, adapted=self.adapt.model, evaluation=self.evaluate.evaluation,
+                         outputs={"explanation": dsl.Metrics, "page": dsl.HTML})
+
+    @functools.cached_property
     def export(self):
         """The ONNX package and its parity."""
         from graft_kfp.components.export.component import export
@@ -108,7 +116,7 @@ class Chain:
         """The verdict (the shrunk config passes)."""
         from graft_kfp.components.gate.component import gate
         return self.call(gate, splits=self.prepare.splits, evaluation=self.evaluate.evaluation,
-                         parity=self.export.parity, package=self.export.package,
+                         parity=self.export.parity, package=self.export.package, explanation=self.explain.explanation,
                          outputs={"verdict": dsl.Metrics, "table": dsl.Markdown})
 
     @functools.cached_property
@@ -118,7 +126,7 @@ class Chain:
         assert self.gate.value, "the shrunk config's gate passes: register runs under dsl.If(passed)"
         return self.call(register, package=self.export.package, splits=self.prepare.splits,
                          evaluation=self.evaluate.evaluation, parity=self.export.parity, verdict=self.gate.verdict,
-                         outputs={})
+                         explanation=self.explain.explanation, page=self.explain.page, outputs={})
 
     @functools.cached_property
     def report(self):
@@ -127,7 +135,8 @@ class Chain:
         return self.call(report, splits=self.prepare.splits, validation=self.validate.report,
                          selection=self.select.selection, trained=self.train.metrics,
                          baseline=self.baseline.metrics, evaluation=self.evaluate.evaluation,
-                         parity=self.export.parity, verdict=self.gate.verdict, outputs={"page": dsl.HTML})
+                         parity=self.export.parity, verdict=self.gate.verdict,
+                         explanation=self.explain.explanation, outputs={"page": dsl.HTML})
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from graft_kfp.components.adapt.component import adapt
 from graft_kfp.components.baseline.component import baseline
 from graft_kfp.components.evaluate.component import evaluate
+from graft_kfp.components.explain.component import explain
 from graft_kfp.components.export.component import export
 from graft_kfp.components.freshness.component import freshness
 from graft_kfp.components.gate.component import gate
@@ -19,7 +20,7 @@ PIPELINE_NAME = "graft-transfer"
 
 
 MLFLOW_TASKS = ("freshness", "evaluate", "gate", "register")  # the tasks that read or write the registry
-TRAINING_TASKS = ("train", "baseline", "adapt", "selfcheck")
+TRAINING_TASKS = ("train", "baseline", "adapt", "selfcheck", "explain")  # the tasks that backpropagate
 MLFLOW_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "AWS_ACCESS_KEY_ID",
                "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL")
 
@@ -62,8 +63,8 @@ def create_pipeline(default_config: dict, cluster: bool = False):
     @dsl.pipeline(
         name=PIPELINE_NAME,
         description="Validate data, select a backbone, fine-tune it, a scratch baseline, an adapted model "
-                    "(train.adapt) and selection's runners-up, evaluate, export to ONNX, and register the model "
-                    "only if the gate passes.",
+                    "(train.adapt) and selection's runners-up, evaluate, explain, export to ONNX, and register the "
+                    "model only if the gate passes.",
     )
     def graft_pipeline(config: dict = default_config, source: str = ""):
         fresh = on(freshness(config=config, source=source), "freshness")
@@ -81,19 +82,25 @@ def create_pipeline(default_config: dict, cluster: bool = False):
                                  scratch=scratch.outputs["model"], adapted=adapted.outputs["model"],
                                  selection=chosen.outputs["selection"],
                                  selfcheck=audit.outputs["models"]), "evaluate")
+            explained = on(explain(config=config, splits=splits, finetune=finetuned.outputs["model"],
+                                   scratch=scratch.outputs["model"], adapted=adapted.outputs["model"],
+                                   evaluation=scored.outputs["evaluation"]), "explain")
             exported = on(export(config=config, model=finetuned.outputs["model"], adapted=adapted.outputs["model"],
                                  evaluation=scored.outputs["evaluation"], splits=splits), "export")
             verdict = on(gate(config=config, splits=splits, evaluation=scored.outputs["evaluation"],
-                              parity=exported.outputs["parity"], package=exported.outputs["package"]), "gate")
+                              parity=exported.outputs["parity"], package=exported.outputs["package"],
+                              explanation=explained.outputs["explanation"]), "gate")
             on(report(config=config, splits=splits, validation=checked.outputs["report"],
                       selection=chosen.outputs["selection"], trained=finetuned.outputs["metrics"],
                       baseline=scratch.outputs["metrics"], evaluation=scored.outputs["evaluation"],
-                      parity=exported.outputs["parity"], verdict=verdict.outputs["verdict"]), "report")
+                      parity=exported.outputs["parity"], verdict=verdict.outputs["verdict"],
+                      explanation=explained.outputs["explanation"]), "report")
             # A single bool return (not a NamedTuple): kfp.local resolves conditions on `<task>-Output` channels.
             with dsl.If(verdict.outputs["Output"] == True, name="promote"):  # noqa: E712 (KFP condition syntax)
                 on(register(config=config, package=exported.outputs["package"], splits=splits,
                             evaluation=scored.outputs["evaluation"], parity=exported.outputs["parity"],
-                            verdict=verdict.outputs["verdict"]), "register")
+                            verdict=verdict.outputs["verdict"], explanation=explained.outputs["explanation"],
+                            page=explained.outputs["page"]), "register")
 
     return graft_pipeline
 

@@ -72,7 +72,7 @@ def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
 
     `audit`: evaluate also scores selfcheck's runners-up against the ranking.
     """
-    from graft import evaluate, select, train
+    from graft import evaluate, explain, select, train
     from graft.core.artifacts import read_json
     from graft.data import prepare
     from graft.data.tables import read_splits
@@ -83,7 +83,8 @@ def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
 
     p = {name: out / name for name in ("splits", "finetune", "scratch", "runners_up", "onnx")}
     p.update({name: out / f"{name}.json" for name in ("select", "train", "baseline", "selfcheck", "evaluate",
-                                                      "export")})
+                                                      "explain", "export")})
+    p["explain_html"] = out / "explain.html"
     prepare.run(cfg.data.raw, p["splits"], cfg)
     report = validate_tables(read_splits(p["splits"]), cfg)
     assert report.passed, [c for c in report.checks if not c.passed]
@@ -93,8 +94,10 @@ def run_every_stage(cfg, out: Path, audit: bool = True) -> dict:
     selfcheck.run(p["splits"], p["select"], p["runners_up"], cfg, p["selfcheck"])
     evaluate.run(p["splits"], p["finetune"], p["scratch"], cfg, p["evaluate"],
                  **({"selection": p["select"], "runners_up": p["runners_up"]} if audit else {}))
+    explain.run(p["splits"], p["finetune"], p["scratch"], cfg, p["explain"], p["explain_html"],
+                evaluation=p["evaluate"])
     export.run(p["finetune"], p["splits"], cfg, p["onnx"], p["export"])
-    p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate)
+    p["verdict"] = gate.decide(read_json(p["evaluate"]), read_json(p["export"]), cfg.gate, read_json(p["explain"]))
     return p
 
 

@@ -31,6 +31,7 @@ def shrunk_params(tmp: Path) -> dict:
                      max_int8_accuracy_drop_pt=100.0)
     p["validate"]["profile_dir"] = str(tmp / "profiles")
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
+    p["explain"].update(n=40, steps=20)
     return p
 
 
@@ -53,6 +54,7 @@ def shrunk_image_params(tmp: Path) -> dict:
                      max_onnx_accuracy_delta_pt=5.0, max_int8_accuracy_drop_pt=100.0)
     p["validate"].update(profile_dir=str(tmp / "profiles"), min_rows_per_class=5)  # ~10 images per class here
     p["registry"].update(tracking_uri=f"sqlite:///{tmp / 'mlflow.db'}", artifact_location=str(tmp / "mlartifacts"))
+    p["explain"].update(n=20, steps=8)
     return p
 
 

@@ -8,7 +8,7 @@ from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Output
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def report(config: dict, splits: Input[Dataset], validation: Input[Metrics], selection: Input[Artifact],
            trained: Input[Metrics], baseline: Input[Metrics], evaluation: Input[Metrics], parity: Input[Metrics],
-           verdict: Input[Metrics], page: Output[HTML]):
+           verdict: Input[Metrics], explanation: Input[Metrics], page: Output[HTML]):
     """Lay the stage outputs out as `graft report` reads them, and render the page."""
     import shutil
     import tempfile
@@ -19,6 +19,7 @@ def report(config: dict, splits: Input[Dataset], validation: Input[Metrics], sel
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, art in (("validate", validation), ("select", selection), ("train", trained),
-                          ("baseline", baseline), ("evaluate", evaluation), ("export", parity), ("gate", verdict)):
+                          ("baseline", baseline), ("evaluate", evaluation), ("explain", explanation),
+                          ("export", parity), ("gate", verdict)):
             shutil.copy(art.path, Path(tmp) / f"{name}.json")
         pages.report(gc.from_dict(config), pages.collect(tmp, splits.path), page.path)

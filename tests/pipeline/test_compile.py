@@ -62,7 +62,7 @@ def test_cluster_settings_resources_accelerator_pvc_secret_and_image():
     assert all("pip install" not in " ".join(e["container"]["command"]) for e in executors.values())
     strict = json_format.ParseDict(platform, pb.PlatformSpec(), ignore_unknown_fields=False)
     kube = json_format.MessageToDict(strict.platforms["kubernetes"])["deploymentSpec"]["executors"]
-    assert all(k["pvcMount"][0]["mountPath"] == "/mnt/graft" for k in kube.values()) and len(kube) == 13
+    assert all(k["pvcMount"][0]["mountPath"] == "/mnt/graft" for k in kube.values()) and len(kube) == 14
     with_secret = {name for name, k in kube.items() if "secretAsEnv" in k}
     assert with_secret == {"exec-freshness", "exec-evaluate", "exec-gate", "exec-register"}
 

@@ -24,10 +24,11 @@ def pages(stage_run, shrunk, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dashboard")
     metrics = tmp / "metrics"
     metrics.mkdir()
-    for name in ("select", "train", "baseline", "evaluate", "export"):
+    for name in ("select", "train", "baseline", "evaluate", "explain", "export"):
         shutil.copy(stage_run[name], metrics / f"{name}.json")
     write_json(metrics / "validate.json", validate_tables(read_splits(stage_run["splits"]), cfg).to_dict())
-    verdict = gate.decide(read_json(stage_run["evaluate"]), read_json(stage_run["export"]), cfg.gate)
+    verdict = gate.decide(read_json(stage_run["evaluate"]), read_json(stage_run["export"]), cfg.gate,
+                          read_json(stage_run["explain"]))
     write_json(metrics / "gate.json", {**verdict, "registered": stage_run["registered"]})
     run = dashboard.report(cfg, dashboard.collect(metrics, stage_run["splits"]), tmp / "reports" / "run.html")
     index = runs_index(cfg.registry, tmp / "reports" / "runs.html")
@@ -69,6 +70,23 @@ def test_the_report_answers_the_four_questions_in_a_browser(pages, stage_run):
     assert f"{evaluation['finetune']['macro_f1']:.4f}" in text and "transfer_benefit" in text
     assert svgs == 3  # learning curves, intervals, confusion matrix
     assert (tmp / "run.png").stat().st_size > 20_000
+
+
+def test_the_explanations_render_in_the_report_and_on_their_own_page(pages, stage_run):
+    run, _, tmp = pages
+    ex = read_json(stage_run["explain"])
+    for path, shot in ((run, tmp / "run-explain.png"), (stage_run["explain_html"], tmp / "explain.png")):
+        text, errors, requests, _ = open_in_chromium(path, shot)
+        assert errors == [] and requests == [path.as_uri()], path  # no external request, no console error
+        assert "Faithfulness" in text and "Evidence per predicted class" in text
+        f = ex["faithfulness"]["model"]
+        assert f"{f['top_drop']:+.4f}" in text and f"{f['random_drop']:+.4f}" in text
+        for label, words in ex["evidence"].items():
+            assert label in text and all(w["word"] in text for w in words[:3])
+        first = ex["examples"][0]
+        assert f"test row {first['row']}: predicted {first['label']}" in text
+        assert shot.stat().st_size > 20_000
+    assert "explanation_faithfulness" in open_in_chromium(run, tmp / "run2.png")[0]
 
 
 def test_the_runs_index_lists_every_run_and_what_was_promoted(pages, shrunk):

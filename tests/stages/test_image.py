@@ -205,3 +205,30 @@ def test_the_other_transfer_modes_train_image_backbones(image_run, image_shrunk,
     assert torch.equal(trained[frozen], fresh[frozen])
     top = next(k for k in trained if k.startswith(f"encoder._blocks.{last}.") and k.endswith("conv.weight"))
     assert torch.equal(trained[top], fresh[top]) == (mode == "feature_extraction")  # partial trains the top block
+
+
+def test_the_explain_stage_draws_heat_maps_and_measures_them(image_run, image_shrunk):
+    _, cfg = image_shrunk
+    ex = read_json(image_run["explain"])
+    assert ex["modality"] == "image" and ex["rows"]["explained"] == cfg.explain.n
+    side = cfg.train.image_size
+    for r in ex["examples"]:
+        grid = np.asarray(r["attributions"])
+        assert grid.shape == (side, side) and np.isfinite(grid).all()  # 32-pixel inputs: one cell per pixel
+    for f in ex["faithfulness"].values():  # reported whatever they are; the numbers are in the README
+        assert f["items"] == cfg.explain.n and f["completeness"]["share"] is not None
+    assert {k for k, e in ex["evidence"].items() if e["count"]} <= set(cfg.data.labels)
+    page = image_run["explain_html"].read_text()
+    assert page.count("data:image/png;base64,") >= len(ex["examples"]) + 1
+
+
+def test_graft_explain_refuses_an_image_path_that_is_not_an_image(image_run, tmp_path, capsys):
+    from graft.cli import main
+
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"{bad}\n")
+    assert main(["explain", "--model", str(image_run["finetune"]), "--input", str(listing)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{listing} line 1: {bad}: not a decodable image" in err

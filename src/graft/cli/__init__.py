@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="graft",
         description="Transfer learning as a production pipeline. Each subcommand is one stage; `dvc repro` and "
                     "the KFP pipeline run the same stages in order: prepare, validate, select, train, baseline, "
-                    "adapt, selfcheck, evaluate, export, gate.",
+                    "adapt, selfcheck, evaluate, explain, export, gate.",
     )
     p.add_argument("--version", action="version", version=f"graft {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="STAGE")
@@ -74,10 +74,29 @@ def _parser() -> argparse.ArgumentParser:
               ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
     x.add_argument("--adapted", help="the adapted model folder: exported instead when --evaluate chose it")
     x.add_argument("--evaluate", help="evaluate.json: its domains.chosen says which of the two models goes on")
+    xp = sub.add_parser("explain", help=_doc("explain"), description=_doc("explain"),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    xp.add_argument("--params", default="params.yaml", help="params.yaml to read (default: %(default)s)")
+    xp.add_argument("--model", help="a trained model folder (models/finetune); `graft explain` without --stage")
+    xp.add_argument("--input", help="a file of inputs, one text (image model: one image path) per line")
+    xp.add_argument("--split", help="explain rows of this prepared split instead (with --splits; e.g. test)")
+    xp.add_argument("--n", type=int, default=20, help="rows of --split to explain (default: %(default)s)")
+    xp.add_argument("--steps", type=int, help="integrated-gradients steps (default: explain.steps)")
+    xp.add_argument("--out", help="JSON lines to write (default: stdout); the stage: metrics/explain.json")
+    xp.add_argument("--html", help="also write a page a person reads (words shaded, heat-maps overlaid)")
+    xp.add_argument("--stage", action="store_true", help="run the pipeline's explain stage (needs --splits, "
+                    "--finetune, --scratch, --out, --html; --adapted and --evaluate pick the model that goes on)")
+    for flag, text in (("--splits", "prepared splits folder"), ("--finetune", "fine-tuned model folder"),
+                       ("--scratch", "scratch model folder (the faithfulness anchor)"),
+                       ("--adapted", "adapted model folder"), ("--evaluate", "evaluate.json (domains.chosen)"),
+                       ("--lines", "the stage: every explained row as JSON lines here")):
+        xp.add_argument(flag, help=text)
     g = stage("gate", ("--evaluate", "evaluate.json"), ("--export", "export metrics JSON"),
               ("--package", "ONNX package folder"), ("--splits", "prepared splits (for the data md5)"),
               ("--out", "verdict JSON (metrics/gate.json)"))
     g.add_argument("--no-register", action="store_true", help="decide only; never touch the registry")
+    g.add_argument("--explain", help="explain.json: faithfulness joins the checks; registered with the version")
+    g.add_argument("--explain-page", help="explain.html: registered with the version beside explain.json")
     pr = sub.add_parser("predict", help=_doc("predict"), description=_doc("predict"))
     pr.add_argument("--model", required=True, help="package folder written by `graft export` (models/onnx)")
     pr.add_argument("--input", help="text file, one text (image package: one image path) per line (default: stdin)")

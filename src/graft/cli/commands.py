@@ -217,6 +217,36 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 @command
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Explain predictions with integrated gradients: per-word scores for texts, heat-maps for images.
+
+    graft explain --model models/finetune --input texts.txt --html explained.html   # JSON lines on stdout
+    graft explain --model models/finetune --splits data/prepared --split test --n 50 --out test.jsonl
+    graft explain --stage ...   # the pipeline stage (dvc.yaml): a test sample, evidence per class, faithfulness
+    """
+    from graft import explain
+
+    cfg = _cfg(args)
+    if args.stage:
+        missing = [f for f in ("splits", "finetune", "scratch", "out", "html") if not getattr(args, f)]
+        if missing:
+            raise GraftError("explain --stage: give " + ", ".join(f"--{f}" for f in missing))
+        r = explain.run(args.splits, args.finetune, args.scratch, cfg, args.out, args.html, args.adapted,
+                        args.evaluate, args.lines)
+        for name, f in r["faithfulness"].items():
+            print(f"explain {name}: deletion ratio {f['ratio']} (95% CI {f['ratio_ci']}), top {f['top_drop']:.4f} vs "
+                  f"random {f['random_drop']:.4f}; complete {f['completeness']['share']} of {f['items']}")
+        return print(f"explained {r['rows']['explained']} test rows ({r['model']}) in {r['seconds']} s") or 0
+    if not args.model:
+        raise GraftError("explain: give --model (a trained model folder, e.g. models/finetune), or --stage")
+    records = explain.to_files(args.model, args.input, args.splits, args.split, args.n, args.steps or cfg.explain.steps,
+                               cfg.explain.batch_size, args.out, args.html)
+    if not args.out:
+        sys.stdout.write("".join(explain.page.line(r) for r in records))
+    return print(f"explained {len(records)} inputs with {args.model}", file=sys.stderr) or 0
+
+
+@command
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the fine-tuned model to ONNX and check parity on the test split."""
     from graft.serve.export import pick, run
@@ -239,7 +269,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from graft.promote import gate
 
     verdict = gate.run(args.evaluate, args.export, args.package, args.splits, _cfg(args), args.out,
-                       register=not args.no_register, refusals=not args.no_register)
+                       register=not args.no_register, refusals=not args.no_register, explanation=args.explain,
+                       explanation_page=args.explain_page)
     if not verdict["passed"]:
         for reason in verdict["reasons"]:
             print(f"graft gate: FAILED: {reason}", file=sys.stderr)

@@ -139,6 +139,27 @@ class Modality(ABC):
                   ) -> tuple[Any, str]:
         """The classical baseline's test-class probabilities, and what the baseline is."""
 
+    # ---- explanations (graft.explain) ---------------------------------------------------------------------
+    @abstractmethod
+    def explainer(self, model, processor, batch_size: int):
+        """A graft.models.attribution.Explainer: integrated gradients over its units, and deleting units."""
+
+    @abstractmethod
+    def explained(self, attribution) -> Any:
+        """An Attribution's scores as JSON (words and scores; a pooled heat-map)."""
+
+    @abstractmethod
+    def evidence(self, records: list[dict], classes: list[str]) -> dict:
+        """Per predicted class, what the explained inputs' attributions have in common (top words; mean map)."""
+
+    @abstractmethod
+    def explanation_html(self, item, record: dict) -> str:
+        """An HTML fragment showing one input with its attributions (shaded words; a heat-map overlay)."""
+
+    @abstractmethod
+    def evidence_html(self, evidence: dict) -> str:
+        """An HTML fragment showing `evidence`."""
+
     @abstractmethod
     def card(self, meta: dict) -> tuple[str, str]:
         """Model-card phrases: the input size ("max_length 64"), and the input limit sentence."""

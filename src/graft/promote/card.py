@@ -39,7 +39,29 @@ def _domains(dom: dict | None, meta: dict) -> list[str]:
     return lines
 
 
-def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: dict) -> str:
+def _explanations(explanation: dict | None) -> list[str]:
+    """The card's explanation section: what was explained, how faithful, the top evidence, where the page is."""
+    if not explanation:
+        return []
+    lines = ["", "## Explanations",
+             f"- {explanation['method']}, {explanation['steps']} steps, on {explanation['rows']['explained']} test "
+             f"rows ({explanation['rows']['misclassified']} misclassified); the page and the JSON are registered "
+             "with this version: [explanations/explain.html](explanations/explain.html), "
+             "[explanations/explain.json](explanations/explain.json)"]
+    for name, f in explanation["faithfulness"].items():
+        lo, hi = f["ratio_ci"]
+        lines.append(f"- deletion test, {name}: top {100 * f['fraction']:.0f}% units deleted drop the probability "
+                     f"{f['top_drop']:.4f}, random ones {f['random_drop']:.4f} (ratio {f['ratio']}, 95% CI {lo} to "
+                     f"{hi}); completeness {f['completeness']['share']} of items within "
+                     f"|delta| <= {f['completeness']['bound']}")
+    for label, top in explanation["evidence"].items():
+        if isinstance(top, list):  # words (texts); images carry a mean heat-map, shown on the page
+            lines.append(f"- top evidence for {label}: " + ", ".join(w["word"] for w in top[:8]))
+    return lines
+
+
+def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: dict,
+               explanation: dict | None = None) -> str:
     """The Markdown model card registered with each version.
 
     Data, backbone, metrics with intervals, the gate verdict, intended use and limits.
@@ -69,6 +91,7 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
         lines.append(f"| {name} | {f1['diff']:+.4f} | [{f1['ci_low']:+.4f}, {f1['ci_high']:+.4f}] | "
                      f"{c['mcnemar']['p_value']:.3g} |")
     lines += _domains(evaluation.get("domains"), meta)
+    lines += _explanations(explanation)
     if parity.get("fp32"):
         lines += ["", f"ONNX: fp32 accuracy {parity['fp32']['accuracy']:.4f} (agreement with PyTorch "
                   f"{parity['fp32']['agreement']:.4f}), int8 {parity['int8']['accuracy']:.4f}; "

@@ -21,7 +21,7 @@ def _ci(c: dict) -> str:
     return f"{c['diff']:+.4f} [95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
 
 
-def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
+def decide(evaluation: dict, export: dict, policy: GateConfig, explanation: dict | None = None) -> dict:
     """Apply the policy to the evaluate and export metrics; return {"passed", "reasons", "checks"}.
 
     `reasons` holds one sentence per failed blocking check (empty when everything passed). With a target domain
@@ -39,6 +39,7 @@ def decide(evaluation: dict, export: dict, policy: GateConfig) -> dict:
         *(domain_checks(dom, policy) if dom else []),
         *parity_checks(export, policy),
         *budget_checks(export, policy),
+        *explanation_checks(explanation, policy),
     ]
     reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"] and c.get("blocking", True)]
     out = {"passed": not reasons, "reasons": reasons, "checks": checks}
@@ -210,17 +211,40 @@ def budget_checks(export: dict, policy: GateConfig) -> list[dict]:
     return checks
 
 
+def explanation_checks(explanation: dict | None, policy: GateConfig) -> list[dict]:
+    """Faithfulness of the promoted model's attributions: the deletion ratio's lower bound (gated when set)."""
+    floor = policy.min_explanation_faithfulness
+    if explanation is None:
+        return [] if floor is None else [_check("explanation_faithfulness", float("nan"), floor, False,
+                                                "gate.min_explanation_faithfulness is set but the explain stage "
+                                                "did not run (give --explain metrics/explain.json)")]
+    f = explanation["faithfulness"]["model"]
+    low, high = f["ratio_ci"]
+    ok = floor is None or (low is not None and low >= floor)
+    why = (f"deleting the top {100 * f['fraction']:.0f}% attributed units drops the probability "
+           f"{f['top_drop']:.4f}, a random {100 * f['fraction']:.0f}% {f['random_drop']:.4f}: ratio {f['ratio']} "
+           f"[95% CI {low}, {high}]" + (" (reported, not gated: gate.min_explanation_faithfulness is null)"
+                                         if floor is None else f", lower bound must reach {floor}"))
+    check = _check("explanation_faithfulness", f["ratio"] if f["ratio"] is not None else float("inf"),
+                   floor if floor is not None else "not gated", ok, why)
+    return [{**check, "ci_low": low, "ci_high": high, "blocking": floor is not None}]
+
+
 def run(evaluation: str | Path, export: str | Path, package: str | Path, split_dir: str | Path, cfg: Config,
-        out: str | Path, table: str | Path | None = None, register: bool = True, refusals: bool = True) -> dict:
+        out: str | Path, table: str | Path | None = None, register: bool = True, refusals: bool = True,
+        explanation: str | Path | None = None, explanation_page: str | Path | None = None) -> dict:
     """The stage: decide; on pass register the package as the champion (`register`), on refusal record the run.
 
     `register=False` decides only (KFP registers in its own task, under `dsl.If`); `refusals=False` also leaves
-    the registry untouched on a refusal. Writes the verdict JSON (and its Markdown table).
+    the registry untouched on a refusal. Writes the verdict JSON (and its Markdown table). The explain stage's
+    output (`explanation`, and its page) joins the checks and is registered with the version.
     """
     measured = outputs.read(evaluation, "evaluate"), outputs.read(export, "export")
-    verdict = {**decide(*measured, cfg.gate), "registered": None}
+    explained = outputs.read(explanation, "explain") if explanation else None
+    verdict = {**decide(*measured, cfg.gate, explained), "registered": None}
     if verdict["passed"] and register:
-        verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict)
+        attached = [p for p in (explanation, explanation_page) if p]
+        verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict, explained, attached)
     if not verdict["passed"] and refusals:
         verdict["recorded_run"] = registry.record_refusal(split_dir, cfg, *measured, verdict, package)
     verdict = outputs.write(out, "gate", verdict)

@@ -72,7 +72,7 @@ def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
 
 
 def _log_run(client, exp_id: str, package: str | Path | None, params: dict, metrics: dict, tags: dict[str, str],
-             card: str | None = None):
+             card: str | None = None, attached: list | None = None):
     """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card.
 
     A refused candidate's run (`package=None`) keeps the record without the model: the runs index shows every
@@ -93,6 +93,8 @@ def _log_run(client, exp_id: str, package: str | Path | None, params: dict, metr
             client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
         if card:
             client.log_text(run.info.run_id, card, "model_card.md")
+        for path in attached or []:  # the explain stage's JSON and page, beside the model and its card
+            client.log_artifact(run.info.run_id, str(path), artifact_path="explanations")
     except BaseException:
         client.set_terminated(run.info.run_id, status="FAILED")
         raise
@@ -107,11 +109,11 @@ def _experiment(client, cfg: RegistryConfig) -> str:
 
 
 def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
-             card: str | None = None) -> dict:
+             card: str | None = None, attached: list | None = None) -> dict:
     """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
     mlflow, client = connect(cfg)
     try:
-        run = _log_run(client, _experiment(client, cfg), package, params, metrics, tags, card)
+        run = _log_run(client, _experiment(client, cfg), package, params, metrics, tags, card, attached)
         if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
             client.create_registered_model(cfg.model_name)
         mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
@@ -182,14 +184,20 @@ def rollback(cfg: RegistryConfig, reason: str) -> dict:
             "alias": cfg.alias}
 
 
-def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict) -> dict:
-    """Register a package that passed the gate, stamped with its lineage (data md5, commit, params hash)."""
+def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,
+            explanation: dict | None = None, attached: list | None = None) -> dict:
+    """Register a package that passed the gate, stamped with its lineage (data md5, commit, params hash).
+
+    `attached` files (the explain stage's JSON and page) are logged under the run's `explanations/`.
+    """
     if not verdict["passed"]:
         raise GraftError("refusing to register a model that failed the gate")
     meta = read_json(Path(package) / "graft_model.json")
     tags = lineage.tags(cfg, split_dir, meta, verdict)
-    card = model_card(meta, tags, evaluation, parity, verdict)
-    return register(package, cfg.registry, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags, card)
+    card = model_card(meta, tags, evaluation, parity, verdict, explanation)
+    metrics = {"evaluate": evaluation, "export": parity,
+               **({"explain": {"faithfulness": explanation["faithfulness"]}} if explanation else {})}
+    return register(package, cfg.registry, cfg.to_dict(), metrics, tags, card, attached)
 
 
 def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,

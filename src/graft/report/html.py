@@ -11,8 +11,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from graft import modalities
 from graft.core import outputs
 from graft.core.artifacts import read_json, write_text
+from graft.explain import page as explain_page
 from graft.promote import lineage
 from graft.report.charts import STYLE, confusion, esc, intervals, learning_curves, table_html
 from graft.report.domains import section as domains_section
@@ -114,6 +116,14 @@ def _domains(d: dict) -> str:
     return f'<h2 id="domains">Domains and adaptation</h2>{body}' if body else ""
 
 
+def _explain(d: dict) -> str:
+    ex = d.get("explain")
+    if not ex:
+        return ""
+    body = explain_page.section(ex, modalities.get(ex["modality"]), d.get("explain_items", {}))
+    return f'<h2 id="explanations">Explanations</h2>{body}'
+
+
 def render(d: dict, lineage: dict[str, str], title: str) -> str:
     """The report page from the stage outputs in `d` (validate, select, train, baseline, evaluate, export, gate)."""
     gate = d.get("gate")
@@ -134,14 +144,14 @@ def render(d: dict, lineage: dict[str, str], title: str) -> str:
 <h2 id="backbone">Backbone ranking</h2>{_backbone_section(d.get('select'), d.get('evaluate'))}
 <h2 id="training">Training</h2><p>{esc(train_line)}</p><div class="plots">{curves}</div>
 <h2 id="comparison">Fine-tuned vs scratch vs classical vs champion</h2>{_comparison_section(d.get('evaluate'))}
-{_domains(d)}<h2 id="gate">Gate verdict</h2>{_gate_section(gate)}
+{_domains(d)}{_explain(d)}<h2 id="gate">Gate verdict</h2>{_gate_section(gate)}
 <h2 id="onnx">ONNX parity and latency</h2>{_onnx_section(d.get('export'))}
 <h2 id="lineage">Lineage</h2><table>{lines}</table>
 </body></html>
 """
 
 
-STAGE_FILES = ("validate", "select", "train", "baseline", "evaluate", "export", "gate")
+STAGE_FILES = ("validate", "select", "train", "baseline", "evaluate", "explain", "export", "gate")
 
 
 def collect(metrics_dir: str | Path, split_dir: str | Path | None = None, since: float | None = None) -> dict:
@@ -154,7 +164,19 @@ def collect(metrics_dir: str | Path, split_dir: str | Path | None = None, since:
          if (m / f"{name}.json").is_file() and (since is None or (m / f"{name}.json").stat().st_mtime >= since)}
     if split_dir and (Path(split_dir) / "manifest.json").is_file():
         d["manifest"] = read_json(Path(split_dir) / "manifest.json")
+    if split_dir and d.get("explain") and (Path(split_dir) / "test.parquet").is_file():
+        d["explain_items"] = _explained_inputs(d["explain"], split_dir)
     return d
+
+
+def _explained_inputs(ex: dict, split_dir: str | Path) -> dict[int, object]:
+    """The test inputs the explain stage shows (images are drawn from their bytes), by test row."""
+    import pandas as pd
+
+    test = pd.read_parquet(Path(split_dir) / "test.parquet")
+    rows = [r["row"] for r in ex["examples"] if r["row"] < len(test)]
+    items = modalities.get(ex["modality"]).examples(test.iloc[rows])
+    return dict(zip(rows, items))
 
 
 def report(cfg, d: dict, out: str | Path) -> Path:

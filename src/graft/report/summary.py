@@ -20,14 +20,14 @@ def summary(metrics_dir: str | Path, model_dir: str | Path, since: float | None 
         return outputs.read(path, name) if path.is_file() and (since is None or path.stat().st_mtime >= since) \
             else None
 
-    ev, gate, exp, sel, tr = (fresh(n) for n in ("evaluate", "gate", "export", "select", "train"))
-    text = render(sel, ev, exp, gate, model_dir, tr)
+    ev, gate, exp, sel, tr, xp = (fresh(n) for n in ("evaluate", "gate", "export", "select", "train", "explain"))
+    text = render(sel, ev, exp, gate, model_dir, tr, xp)
     return text if since is None else text.replace("graft run summary", "graft run summary (the run FAILED; "
                                                    "only results written by this run are shown)")
 
 
 def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | None, model_dir: str | Path,
-           tr: dict | None = None) -> str:
+           tr: dict | None = None, xp: dict | None = None) -> str:
     """A short text summary: selection, fine-tuned vs scratch, ONNX parity, the verdict and where the model went."""
     out = ["", "graft run summary", "================="]
     if sel:
@@ -68,6 +68,13 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
                 out.append(f"{domain + ' test':15}: macro-F1 " + ", ".join(
                     f"{m} {s['macro_f1']:.4f}" for m, s in dom[domain].items()) + f" ({dom['rows'][domain]} rows)")
         out.append(f"adaptation     : {dom['method']}; goes on: {dom['chosen']} ({dom['why']})")
+    for name, f in ((xp or {}).get("faithfulness") or {}).items():
+        lo, hi = f["ratio_ci"]
+        out.append(f"{'explanations' if name == 'model' else '  ' + name:15}: deleting the top "
+                   f"{100 * f['fraction']:.0f}% attributed units drops p by {f['top_drop']:.4f} vs "
+                   f"{f['random_drop']:.4f} for random ones (ratio {f['ratio']}, 95% CI {lo} to {hi}); complete "
+                   f"{f['completeness']['share']} of {f['items']}"
+                   + (f"; {xp['seconds']} s" if name == "model" else ""))
     if exp:
         f32, i8 = exp["fp32"], exp["int8"]
         out.append(f"ONNX parity    : fp32 agreement {f32['agreement']:.4f}, max |logit diff| "

@@ -30,6 +30,7 @@ from graft.core.config.release import (
     CurveConfig,
     DomainFloor,
     EvaluateConfig,
+    ExplainConfig,
     ExportConfig,
     GateConfig,
     KubeflowConfig,
@@ -41,7 +42,8 @@ from graft.core.config.release import (
 from graft.core.errors import GraftError
 
 __all__ = ["AdaptConfig", "Candidate", "Config", "CurveConfig", "DataConfig", "DomainFloor", "DriftBound",
-           "DriftConfig", "EvaluateConfig", "ExportConfig", "GateConfig", "KubeflowConfig", "MultitaskConfig",
+           "DriftConfig", "EvaluateConfig", "ExplainConfig", "ExportConfig", "GateConfig", "KubeflowConfig",
+           "MultitaskConfig",
            "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig", "Size", "SkewBound",
            "SkewConfig", "TargetConfig", "TaskResources", "Toleration", "TrainConfig", "ValidateConfig",
            "from_dict", "load"]
@@ -58,6 +60,7 @@ class Config(Section):
     selfcheck: SelfcheckConfig = SelfcheckConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    explain: ExplainConfig = ExplainConfig()
     curve: CurveConfig = CurveConfig()
     multitask: MultitaskConfig = MultitaskConfig()
     export: ExportConfig = ExportConfig()

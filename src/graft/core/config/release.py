@@ -24,6 +24,22 @@ class ExportConfig(Section):
     batch_size: int = Field(64, ge=1, description="Batch size of the parity run on the test split.")
 
 
+class ExplainConfig(Section):
+    """The explain stage: integrated-gradients attributions of a test sample, and how faithful they are."""
+
+    n: int = Field(200, ge=10, description="Test rows explained (seeded, stratified by label, misclassified first "
+                   "up to a quarter); also the items of the deletion test.")
+    steps: int = Field(50, ge=4, description="Integrated-gradients steps (Gauss-Legendre) per input.")
+    seed: int | None = Field(None, description="Seed of the sample and of the random deletions (null: the "
+                             "top-level seed).")
+    fraction: float = Field(0.2, gt=0, lt=1, description="Share of units (words, pixels) the deletion test removes.")
+    completeness_bound: float = Field(0.05, gt=0, description="|convergence delta| an item must stay within "
+                                      "(probability units) to count as complete.")
+    batch_size: int = Field(4, ge=1, description="Inputs per attribution batch (times `steps` forward passes).")
+    scratch: bool = Field(True, description="Explain the scratch model too, as the faithfulness anchor.")
+    examples: int = Field(8, ge=0, description="Inputs shown in the reports (misclassified first).")
+
+
 class DomainFloor(Section):
     """The quality floor of one domain (source or target) for the model the gate judges."""
 
@@ -63,6 +79,9 @@ class GateConfig(Section):
     domains: dict[Literal["source", "target"], DomainFloor] = Field(
         default_factory=dict, description="Per-domain floors (source, target) for the judged model: a model that "
         "wins on average but collapses on one domain is refused.")
+    min_explanation_faithfulness: float | None = Field(
+        None, gt=0, description="Floor on the lower 95% bound of the deletion ratio (top-attributed units removed "
+        "vs random ones: how much more the probability drops); null: reported, not gated.")
     serve: Literal["fp32", "int8"] = Field("fp32", description="The ONNX model you deploy: the budgets apply to it.")
     max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
     max_latency_ms_p95: float | None = Field(
@@ -103,7 +122,8 @@ class KubeflowConfig(Section):
         {"default": TaskResources(), "train": TaskResources(cpu_request="2", cpu_limit="8", memory_request="6G",
                                                             memory_limit="12G")},
         description="Per task name; `default` for the others.")
-    gpu_for_training: bool = Field(False, description="Give train, baseline and selfcheck one accelerator each.")
+    gpu_for_training: bool = Field(False, description="Give the tasks that backpropagate (train, baseline, adapt, "
+                                   "selfcheck, explain) one accelerator each.")
     accelerator_type: str = Field("nvidia.com/gpu", description="The accelerator resource of gpu_for_training.")
     cache_pvc: str | None = Field("graft-cache", description="PVC mounted on every task (infra/k8s/pvc.yaml): "
                                   "point data.raw, validate.profile_dir and select.feature_cache into it.")

@@ -138,6 +138,36 @@ class ImageModality(Modality):
 
         return small_cnn(train, test, classes, seed), f"small CNN at {native_side(train['image'].tolist())} px"
 
+    def explainer(self, model, processor, batch_size: int):
+        """Integrated gradients on the pixels against a black image."""
+        from graft.modalities.image.explain import ImageExplainer
+
+        return ImageExplainer(model, processor, batch_size)
+
+    def explained(self, attribution) -> Any:
+        """The heat-map pooled to 32 x 32."""
+        from graft.modalities.image.explain import as_json
+
+        return as_json(attribution)
+
+    def evidence(self, records: list[dict], classes: list[str]) -> dict:
+        """Mean heat-map per predicted class."""
+        from graft.modalities.image import explain
+
+        return explain.evidence(records, classes)
+
+    def explanation_html(self, item, record: dict) -> str:
+        """The image under its heat-map."""
+        from graft.modalities.image.explain import record_html
+
+        return record_html(item, record)
+
+    def evidence_html(self, evidence: dict) -> str:
+        """Mean heat-maps per class."""
+        from graft.modalities.image.explain import evidence_html
+
+        return evidence_html(evidence)
+
     def card(self, meta: dict) -> tuple[str, str]:
         """Input size."""
         size = meta.get("image_size", "?")

@@ -143,6 +143,36 @@ class TextModality(Modality):
 
         return tfidf(train, test, classes, seed), "TF-IDF + logistic regression"
 
+    def explainer(self, model, processor, batch_size: int):
+        """Layer integrated gradients on the word embeddings, words merged from pieces."""
+        from graft.modalities.text.explain import TextExplainer
+
+        return TextExplainer(model, processor, batch_size)
+
+    def explained(self, attribution) -> Any:
+        """[[word, score], ...]."""
+        from graft.modalities.text.explain import as_json
+
+        return as_json(attribution)
+
+    def evidence(self, records: list[dict], classes: list[str]) -> dict:
+        """Top words per predicted class."""
+        from graft.modalities.text import explain
+
+        return explain.evidence(records, classes)
+
+    def explanation_html(self, item, record: dict) -> str:
+        """Words shaded by score."""
+        from graft.modalities.text.explain import record_html
+
+        return record_html(item, record)
+
+    def evidence_html(self, evidence: dict) -> str:
+        """Bars of the top words per class."""
+        from graft.modalities.text.explain import evidence_html
+
+        return evidence_html(evidence)
+
     def card(self, meta: dict) -> tuple[str, str]:
         """Token limit."""
         return (f"max_length {meta.get('max_length', '?')}",

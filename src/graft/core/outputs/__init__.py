@@ -7,19 +7,19 @@ later. The README's "contracts" section is generated from these models (`contrac
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from graft.core.artifacts import read_json, write_json
 from graft.core.errors import GraftError
+from graft.core.outputs.base import Interval, Output
+from graft.core.outputs.release import ExplainOutput, ExportOutput, Faithfulness, GateCheck, GateOutput, Parity
 
-
-class Output(BaseModel):
-    """Base of every stage output: unknown fields are errors (an old or foreign file is refused, not misread)."""
-
-    model_config = ConfigDict(extra="forbid")
+__all__ = ["ExplainOutput", "ExportOutput", "Faithfulness", "GateCheck", "GateOutput", "Interval", "KINDS", "Output",
+           "Parity", "contracts_markdown", "read", "validated", "write"]
 
 
 class Check(Output):
@@ -161,16 +161,6 @@ class Scores(Output):
     method: str | None = Field(None, description="the classical baseline: what it is")
 
 
-class Interval(Output):
-    """A metric difference A - B with its paired-bootstrap confidence interval."""
-
-    diff: float
-    ci_low: float
-    ci_high: float
-    level: float
-    resamples: int
-
-
 class McNemar(Output):
     """McNemar's exact test on the rows where exactly one model is right."""
 
@@ -248,58 +238,10 @@ class EvaluateOutput(Output):
     domains: Domains | None = None
 
 
-class Parity(Output):
-    """An ONNX model against PyTorch on the whole test split."""
-
-    max_abs_diff: float
-    agreement: float
-    accuracy: float
-    macro_f1: float
-
-
-class ExportOutput(Output):
-    """metrics/export.json: the ONNX package's parity, size and latency, measured on the test split."""
-
-    torch: dict[str, float]
-    rows: int
-    fp32: Parity
-    int8: Parity
-    size_mb: dict[str, float]
-    latency_ms: dict[str, dict[str, float]] | None = None
-    opset: int
-
-
-class GateCheck(Output):
-    """One check of the promotion policy."""
-
-    name: str
-    value: float
-    threshold: Any
-    ci_low: float | None
-    ci_high: float | None
-    passed: bool
-    why: str
-    baseline: str | None = Field(None, description="transfer_benefit: the no-transfer model compared with (the best "
-                                 "of scratch and classical)")
-    blocking: bool = Field(True, description="false: the check decides something (adaptation_benefit: which model "
-                           "goes on) without refusing the promotion")
-
-
-class GateOutput(Output):
-    """metrics/gate.json: the verdict, one sentence per failed check, and what the registry did."""
-
-    passed: bool
-    reasons: list[str]
-    checks: list[GateCheck]
-    chosen: str | None = Field(None, description="with a target domain: source_only or adapted, and why")
-    notes: list[str] = Field(default_factory=list, description="plain-words decisions that are not refusals")
-    registered: dict[str, Any] | None = None
-    recorded_run: str | None = None
-
-
 KINDS: dict[str, type[Output]] = {"validate": ValidateOutput, "select": SelectOutput, "train": TrainOutput,
                                   "baseline": TrainOutput, "adapt": AdaptOutput, "selfcheck": SelfcheckOutput,
-                                  "evaluate": EvaluateOutput, "export": ExportOutput, "gate": GateOutput}
+                                  "evaluate": EvaluateOutput, "explain": ExplainOutput, "export": ExportOutput,
+                                  "gate": GateOutput}
 
 
 def _where(err: dict) -> str:
@@ -336,7 +278,7 @@ def contracts_markdown() -> str:
             continue
         lines += [f"- **{model.__doc__.splitlines()[0]}**", ""]
         for name, field in model.model_fields.items():
-            kind_of = str(field.annotation).replace("typing.", "").replace("graft.core.outputs.", "")
+            kind_of = re.sub(r"graft\.core\.outputs\.(\w+\.)?", "", str(field.annotation).replace("typing.", ""))
             note = f" — {field.description}" if field.description else ""
             lines.append(f"  - `{name}`: `{kind_of}`{note}")
         lines.append("")

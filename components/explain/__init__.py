@@ -1,0 +1,1 @@
+"""The `explain` KFP component."""

@@ -1,0 +1,91 @@
+"""Outputs of the release stages: explain, export and gate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from graft.core.outputs.base import Interval, Output
+
+
+class Faithfulness(Output):
+    """One model's attributions, tested: the deletion test, IG's completeness, how concentrated they are."""
+
+    items: int
+    fraction: float = Field(description="share of each input's units deleted")
+    top_drop: float = Field(description="mean drop of the explained class probability, top-attributed units deleted")
+    random_drop: float = Field(description="the same with as many random units deleted")
+    ratio: float | None = Field(description="top_drop / random_drop (None: the random drop is not positive)")
+    ratio_ci: list[float | None] = Field(description="its 95% bootstrap interval over items")
+    difference: Interval = Field(description="top_drop - random_drop, with its 95% bootstrap interval")
+    completeness: dict[str, float | None] = Field(description="bound, share of items within it, median and max "
+                                                  "|convergence delta|")
+    concentration: float | None = Field(description="mean share of |attribution| held by the top units")
+
+
+class ExplainOutput(Output):
+    """metrics/explain.json: attributions of a test sample by the model that goes on, and their faithfulness."""
+
+    model: str = Field(description="source_only or adapted: the model evaluate chose")
+    folder: str
+    why: str
+    method: str
+    modality: str
+    steps: int
+    seed: int
+    labels: list[str]
+    rows: dict[str, int] = Field(description="test rows, explained, misclassified among them")
+    faithfulness: dict[str, Faithfulness] = Field(description="model, and scratch (the anchor)")
+    evidence: dict[str, Any] = Field(description="per predicted class: top words (texts) or the mean heat-map")
+    examples: list[dict[str, Any]] = Field(description="records shown in the reports, misclassified first")
+    seconds: float
+
+
+class Parity(Output):
+    """An ONNX model against PyTorch on the whole test split."""
+
+    max_abs_diff: float
+    agreement: float
+    accuracy: float
+    macro_f1: float
+
+
+class ExportOutput(Output):
+    """metrics/export.json: the ONNX package's parity, size and latency, measured on the test split."""
+
+    torch: dict[str, float]
+    rows: int
+    fp32: Parity
+    int8: Parity
+    size_mb: dict[str, float]
+    latency_ms: dict[str, dict[str, float]] | None = None
+    opset: int
+
+
+class GateCheck(Output):
+    """One check of the promotion policy."""
+
+    name: str
+    value: float
+    threshold: Any
+    ci_low: float | None
+    ci_high: float | None
+    passed: bool
+    why: str
+    baseline: str | None = Field(None, description="transfer_benefit: the no-transfer model compared with (the best "
+                                 "of scratch and classical)")
+    blocking: bool = Field(True, description="false: the check decides something (adaptation_benefit: which model "
+                           "goes on) without refusing the promotion")
+
+
+class GateOutput(Output):
+    """metrics/gate.json: the verdict, one sentence per failed check, and what the registry did."""
+
+    passed: bool
+    reasons: list[str]
+    checks: list[GateCheck]
+    chosen: str | None = Field(None, description="with a target domain: source_only or adapted, and why")
+    notes: list[str] = Field(default_factory=list, description="plain-words decisions that are not refusals")
+    registered: dict[str, Any] | None = None
+    recorded_run: str | None = None

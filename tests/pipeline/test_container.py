@@ -92,8 +92,8 @@ def test_the_pipeline_runs_task_by_task_in_the_image_through_docker_runner(docke
     monkeypatch.setenv("DOCKER_HOST", docker_socket)
     run_dir = run_local(str(write_params(tmp_path, params)), root, engine="docker")
     assert {p.name for p in run_dir.iterdir()} == {"freshness", "prepare", "validate", "select", "train",
-                                                   "baseline", "adapt", "selfcheck", "evaluate", "export", "gate",
-                                                   "report", "register"}
+                                                   "baseline", "adapt", "selfcheck", "evaluate", "explain", "export",
+                                                   "gate", "report", "register"}
     assert registry.champion(config.from_dict(params).registry)["version"] == 1
     assert Path(run_dir / "export" / "package" / "model.onnx").is_file()
     assert podman("ps", "-a", "-q").stdout.strip() == ""  # every task container was removed

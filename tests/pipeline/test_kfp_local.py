@@ -35,7 +35,7 @@ def test_every_task_ran_and_the_gate_promoted(kfp_run):
     params, run_dir = kfp_run
     tasks = {p.name for p in run_dir.iterdir()}
     assert tasks == {"freshness", "prepare", "validate", "select", "train", "baseline", "adapt", "selfcheck",
-                     "evaluate", "export", "gate", "report", "register"}
+                     "evaluate", "explain", "export", "gate", "report", "register"}
     assert outputs(run_dir, "gate")["parameterValues"]["Output"] is True
     version = outputs(run_dir, "register")["parameterValues"]["Output"]
     assert registry.champion(config.from_dict(params).registry)["version"] == version

@@ -235,3 +235,16 @@ def test_a_domain_floor_without_that_domain_refuses():
     assert "target_domain" in failed(verdict) and "no labeled target test" in " ".join(verdict["reasons"])
     ok = gate.decide(domains_metrics(0.85, 0.78), parity(), policy)
     assert [c["passed"] for c in ok["checks"] if c["name"] == "target_min_macro_f1"] == [True]
+
+
+def test_the_explanation_check_survives_an_unbounded_ratio_interval():
+    from graft.core.config import GateConfig
+    from graft.promote.card import verdict_markdown
+    from graft.promote.gate import explanation_checks
+
+    faith = {"fraction": 0.2, "top_drop": 0.3, "random_drop": 0.0, "ratio": None, "ratio_ci": [3.0, None],
+             "difference": {"diff": 0.3, "ci_low": 0.2, "ci_high": 0.4}, "completeness": {"share": 1.0, "bound": 0.05}}
+    for floor, passed in ((None, True), (2.0, True), (4.0, False)):
+        [check] = explanation_checks({"faithfulness": {"model": faith}}, GateConfig(min_explanation_faithfulness=floor))
+        assert check["passed"] is passed and check["ci_high"] is None
+        assert "explanation_faithfulness" in verdict_markdown({"passed": passed, "checks": [check]})

@@ -225,9 +225,11 @@ def explanation_checks(explanation: dict | None, policy: GateConfig) -> list[dic
            f"{f['top_drop']:.4f}, a random {100 * f['fraction']:.0f}% {f['random_drop']:.4f}: ratio {f['ratio']} "
            f"[95% CI {low}, {high}]" + (" (reported, not gated: gate.min_explanation_faithfulness is null)"
                                          if floor is None else f", lower bound must reach {floor}"))
-    check = _check("explanation_faithfulness", f["ratio"] if f["ratio"] is not None else float("inf"),
+    check = _check("explanation_faithfulness", f["ratio"] if f["ratio"] is not None else float("nan"),
                    floor if floor is not None else "not gated", ok, why)
-    return [{**check, "ci_low": low, "ci_high": high, "blocking": floor is not None}]
+    bounded = low is not None and high is not None  # an upper bound is None when a resample's random drop is 0
+    return [{**check, "ci_low": low if bounded else None, "ci_high": high if bounded else None,
+             "blocking": floor is not None}]
 
 
 def run(evaluation: str | Path, export: str | Path, package: str | Path, split_dir: str | Path, cfg: Config,

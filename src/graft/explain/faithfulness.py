@@ -50,10 +50,12 @@ def deletion(explainer: Explainer, items: list, attributions: list[Attribution],
     t, r = top[idx].mean(1), rand[idx].mean(1)
     diff, ratio = t - r, _ratio(t, r)
     point = float(_ratio(np.array(top.mean()), np.array(rand.mean())))
+    with np.errstate(invalid="ignore"):  # inf - inf between two unbounded resamples: no bound (None)
+        ratio_ci = [_finite(np.percentile(ratio, 2.5)), _finite(np.percentile(ratio, 97.5))]
     return {"items": len(items), "fraction": fraction, "top_drop": round(float(top.mean()), 5),
             "random_drop": round(float(rand.mean()), 5),
             "ratio": round(point, 4) if math.isfinite(point) else None,
-            "ratio_ci": [_finite(np.percentile(ratio, 2.5)), _finite(np.percentile(ratio, 97.5))],
+            "ratio_ci": ratio_ci,
             "difference": {"diff": round(float(top.mean() - rand.mean()), 5),
                            "ci_low": round(float(np.percentile(diff, 2.5)), 5),
                            "ci_high": round(float(np.percentile(diff, 97.5)), 5), "level": 0.95,

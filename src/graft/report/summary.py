@@ -84,10 +84,11 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         out.append("gate           : not reached (see the errors above)")
     else:
         out.append(f"gate           : {'PASSED' if gate['passed'] else 'FAILED'}")
+        width = max([22] + [len(c["name"]) for c in gate.get("checks", [])])
         for c in gate.get("checks", []):
             ci = f" [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]" if c.get("ci_low") is not None else ""
             mark = "ok " if c["passed"] else "-- " if c.get("blocking") is False else "NO "
-            out.append(f"  {mark} {c['name']:22} {c['value']:+.6g}{ci} vs {c['threshold']}")
+            out.append(f"  {mark} {c['name']:{width}} {c['value']:+.6g}{ci} vs {c['threshold']}")
         out += [f"  - {r}" for r in gate["reasons"]]
         reg = gate.get("registered")
         if reg:

@@ -13,7 +13,7 @@ BASE=localhost/graft-base:bookworm
 WORK=$ROOT/.cache/image
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 export CONTAINERS_CONF=$ROOT/infra/containers.conf
-DEV_ONLY='^(pytest|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources)=='
+DEV_ONLY='^(pytest|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources|tritonclient|gevent|geventhttpclient|brotli|python-rapidjson|zope.event|zope.interface)=='
 
 mkdir -p "$WORK"
 if ! podman image exists "$BASE"; then

@@ -232,3 +232,34 @@ def test_graft_explain_refuses_an_image_path_that_is_not_an_image(image_run, tmp
     assert main(["explain", "--model", str(image_run["finetune"]), "--input", str(listing)]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{listing} line 1: {bad}: not a decodable image" in err
+
+
+def test_graft_serve_answers_images_over_the_v2_protocol_without_torch(image_run, image_shrunk, tmp_path):
+    import base64
+
+    import requests
+    import tritonclient.http as triton
+
+    from graft.serve.predict import Package
+    from tests.stages.test_serve import Running, params_for
+
+    blobs = read_splits(image_run["splits"])["test"]["image"].head(6).tolist()
+    expected = [r["label"] for r in Package(image_run["onnx"]).predict(blobs)]
+    srv = Running(str(image_run["onnx"]), params_for(image_shrunk, tmp_path), tmp_path, without_torch=True)
+    try:
+        client = triton.InferenceServerClient(f"127.0.0.1:{srv.port}")
+        assert client.get_model_metadata("graft")["inputs"] == [{"name": "image", "datatype": "BYTES", "shape": [-1]}]
+        inp = triton.InferInput("image", [len(blobs), 1], "BYTES")
+        inp.set_data_from_numpy(np.array(blobs, dtype=np.object_).reshape(-1, 1))
+        got = [b.decode() for b in client.infer("graft", [inp]).as_numpy("label")]
+        assert got == expected
+        client.close()
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2],
+                            "data": [base64.b64encode(blobs[0]).decode(), base64.b64encode(b"GIF89a junk").decode()]}]}
+        r = requests.post(f"{srv.url}/v2/models/graft/infer", json=body, timeout=30)
+        assert r.status_code == 400 and "element 1" in r.json()["error"] and "decode" in r.json()["error"]
+        body["inputs"][0].update(shape=[1], data=body["inputs"][0]["data"][:1])
+        r = requests.post(f"{srv.url}/v2/models/graft/infer", json=body, timeout=30)
+        assert r.status_code == 200 and r.json()["outputs"][2]["data"] == expected[:1]
+    finally:
+        srv.stop()

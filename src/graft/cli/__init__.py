@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from graft import __version__
+from graft.cli import serving
 from graft.cli.commands import COMMANDS
 from graft.core.errors import GraftError
 
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", help="text file, one text (image package: one image path) per line (default: stdin)")
     pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
+    serving.add_parser(sub)
     pm = stage("promote", ("--reason", "why, recorded on the version"))
     pm.add_argument("--version", type=int, required=True, help="registered version to make the champion")
     stage("rollback").add_argument("--reason", default="rolled back by hand", help="recorded on the version")

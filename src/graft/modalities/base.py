@@ -25,6 +25,10 @@ from graft.core.errors import GraftError
 Message = Callable[[str, dict, ValidateConfig, pd.DataFrame], str | None]
 
 
+class TooLarge(GraftError):
+    """An input over a serving size limit (the server answers 413, not 400)."""
+
+
 class Modality(ABC):
     """What one example is (`name`), and every piece of graft that depends on it."""
 
@@ -133,6 +137,20 @@ class Modality(ABC):
     def serving_input(self, line: str) -> tuple[Any, dict]:
         """One input line of `graft predict` -> (the item, fields echoed in its output line)."""
         return line, {}
+
+    def probe(self, meta: dict) -> list:
+        """One input a freshly loaded package must answer before it serves (graft serve's swap check)."""
+        return ["graft"]
+
+    wire_name: str = "input"  # the input tensor's name in the serving protocol (a BYTES tensor, one per input)
+    wire_base64: bool = False  # JSON (not binary) requests carry its inputs base64-encoded (binary files: images)
+
+    @abstractmethod
+    def wire_item(self, blob: bytes, limits) -> Any:
+        """One element of a served request's BYTES tensor -> the item; a GraftError says what is wrong with it.
+
+        `limits` is the serve config: an element over the modality's size limit raises `TooLarge`.
+        """
 
     @abstractmethod
     def classical(self, train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int

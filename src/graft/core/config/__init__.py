@@ -36,6 +36,7 @@ from graft.core.config.release import (
     KubeflowConfig,
     MultitaskConfig,
     RegistryConfig,
+    ServeConfig,
     TaskResources,
     Toleration,
 )
@@ -43,8 +44,8 @@ from graft.core.errors import GraftError
 
 __all__ = ["AdaptConfig", "Candidate", "Config", "CurveConfig", "DataConfig", "DomainFloor", "DriftBound",
            "DriftConfig", "EvaluateConfig", "ExplainConfig", "ExportConfig", "GateConfig", "KubeflowConfig",
-           "MultitaskConfig",
-           "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig", "Size", "SkewBound",
+           "MultitaskConfig", "PrepareConfig", "RegistryConfig", "Section", "SelectConfig", "SelfcheckConfig",
+           "ServeConfig", "Size", "SkewBound",
            "SkewConfig", "TargetConfig", "TaskResources", "Toleration", "TrainConfig", "ValidateConfig",
            "from_dict", "load"]
 
@@ -66,6 +67,7 @@ class Config(Section):
     export: ExportConfig = ExportConfig()
     gate: GateConfig = GateConfig()
     registry: RegistryConfig = RegistryConfig()
+    serve: ServeConfig = ServeConfig()
     kubeflow: KubeflowConfig = KubeflowConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

@@ -40,6 +40,24 @@ class ExplainConfig(Section):
     examples: int = Field(8, ge=0, description="Inputs shown in the reports (misclassified first).")
 
 
+class ServeConfig(Section):
+    """`graft serve`: the Open Inference Protocol (KServe V2) server over an exported package."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
+    model_name: str | None = Field(None, description="The name clients call it by (null: the package's backbone).")
+    max_batch: int = Field(32, ge=1, description="Dynamic batching: concurrent requests merge into one ONNX "
+                           "Runtime call of at most this many inputs.")
+    max_delay_ms: float = Field(2.0, ge=0, description="How long the first request of a batch waits for others "
+                                "to join it (0: batch only what is already queued).")
+    max_body_mb: float = Field(8.0, gt=0, description="Largest request body; larger is a 413.")
+    max_inputs: int = Field(256, ge=1, description="Most inputs (texts, images) in one request; more is a 413.")
+    max_text_bytes: int = Field(8192, ge=1, description="Longest text input (UTF-8 bytes); longer is a 413.")
+    max_image_bytes: int = Field(2_000_000, ge=1, description="Largest encoded image input; larger is a 413.")
+    poll_seconds: float = Field(30.0, gt=0, description="Serving a registry alias: how often to check whether it "
+                                "moved (the new version is loaded, probed and swapped in).")
+
+
 class DomainFloor(Section):
     """The quality floor of one domain (source or target) for the model the gate judges."""
 

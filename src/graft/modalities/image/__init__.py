@@ -10,7 +10,7 @@ import pandas as pd
 
 from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
 from graft.core.errors import GraftError
-from graft.modalities.base import Modality
+from graft.modalities.base import Modality, TooLarge
 from graft.modalities.image import data, pixels
 
 BRIGHTNESS_EDGES = [0, 32, 64, 96, 128, 160, 192, 224]  # mean pixel value of an image
@@ -130,6 +130,28 @@ class ImageModality(Modality):
         if problem:
             raise GraftError(f"{line}: not a decodable image ({problem})")
         return blob, {"path": line}
+
+    wire_name = "image"
+    wire_base64 = True
+
+    def probe(self, meta: dict) -> list:
+        """A mid-grey PNG at the package's input size."""
+        import io
+
+        from PIL import Image
+
+        out = io.BytesIO()
+        Image.new("L", (int(meta["image_size"]),) * 2, 128).save(out, format="PNG")
+        return [out.getvalue()]
+
+    def wire_item(self, blob: bytes, limits) -> Any:
+        """An encoded image file (PNG, JPEG, ...) of at most `max_image_bytes`, checked to decode."""
+        if len(blob) > limits.max_image_bytes:
+            raise TooLarge(f"an image of {len(blob)} bytes is over serve.max_image_bytes ({limits.max_image_bytes})")
+        problem = pixels.inspect(blob)["error"]
+        if problem:
+            raise GraftError(f"an image does not decode ({problem})")
+        return blob
 
     def classical(self, train: pd.DataFrame, test: pd.DataFrame, classes: list[str], seed: int
                   ) -> tuple[Any, str]:

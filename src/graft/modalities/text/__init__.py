@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
-from graft.modalities.base import Modality
+from graft.core.errors import GraftError
+from graft.modalities.base import Modality, TooLarge
 from graft.modalities.text import data
 
 LENGTH_EDGES = [0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]  # characters; the last bin is open-ended
@@ -142,6 +143,17 @@ class TextModality(Modality):
         from graft.modalities.text.classical import tfidf
 
         return tfidf(train, test, classes, seed), "TF-IDF + logistic regression"
+
+    wire_name = "text"
+
+    def wire_item(self, blob: bytes, limits) -> Any:
+        """A text: UTF-8, at most `max_text_bytes` (tokenization truncates it to max_length anyway)."""
+        if len(blob) > limits.max_text_bytes:
+            raise TooLarge(f"a text of {len(blob)} bytes is over serve.max_text_bytes ({limits.max_text_bytes})")
+        try:
+            return blob.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise GraftError(f"a text is not valid UTF-8 (byte {exc.start})") from None
 
     def explainer(self, model, processor, batch_size: int):
         """Layer integrated gradients on the word embeddings, words merged from pieces."""

@@ -1,0 +1,81 @@
+"""Dynamic batching: concurrent requests share one ONNX Runtime call.
+
+The first request to arrive opens a batch and waits at most `max_delay_ms` for others; the batch closes as soon as
+it holds `max_batch` inputs (a request larger than that runs alone, never split). One worker thread runs the
+batches, so ONNX Runtime keeps every core for one call instead of several calls fighting over them; while it runs,
+the next batch fills. A failed call fails the requests in its batch, and only those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+class Batcher:
+    """Merge concurrent `submit(items)` calls into calls of `run(all_items) -> one row per item`."""
+
+    def __init__(self, max_batch: int, max_delay_ms: float,
+                 on_batch: Callable[[int, float], None] | None = None):
+        self.max_batch, self.delay = max_batch, max_delay_ms / 1000.0
+        self.on_batch = on_batch or (lambda size, seconds: None)
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="graft-infer")
+
+    async def submit(self, run: Callable[[list], np.ndarray], items: list) -> np.ndarray:
+        """The rows of `run` for `items`, computed in a batch with whatever else is queued for the same `run`."""
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.get_running_loop().create_task(self._loop())
+        done = asyncio.get_running_loop().create_future()
+        await self._queue.put((run, items, done))
+        return await done
+
+    async def _loop(self) -> None:
+        loop, queue = asyncio.get_running_loop(), self._queue
+        held = None  # a request that did not fit the last batch (or belongs to another model) opens the next
+        while True:
+            first = held or await queue.get()
+            held, batch = None, [first]
+            size, deadline = len(first[1]), loop.time() + self.delay
+            while size < self.max_batch:
+                try:
+                    nxt = queue.get_nowait() if loop.time() >= deadline else await asyncio.wait_for(
+                        queue.get(), deadline - loop.time())
+                except (asyncio.QueueEmpty, TimeoutError):
+                    break
+                if nxt[0] != first[0] or size + len(nxt[1]) > self.max_batch:
+                    held = nxt
+                    break
+                batch.append(nxt)
+                size += len(nxt[1])
+            await self._run(loop, batch, size)
+
+    async def _run(self, loop, batch: list, size: int) -> None:
+        run = batch[0][0]
+        items = [x for _, part, _ in batch for x in part]
+        started = time.perf_counter()
+        try:
+            rows = await loop.run_in_executor(self._pool, run, items)
+        except Exception as exc:  # the model failed on this batch: its requests get the error, the server goes on
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        self.on_batch(size, time.perf_counter() - started)
+        at = 0
+        for _, part, done in batch:
+            if not done.done():
+                done.set_result(rows[at:at + len(part)])
+            at += len(part)
+
+    def close(self) -> None:
+        """Stop the worker (the event loop is shutting down)."""
+        if self._worker is not None:
+            self._worker.cancel()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,126 @@
+"""The HTTP routes of `graft serve`: the V2 health, metadata and infer endpoints, and `/metrics`.
+
+Every refusal is `{"error": "..."}` with a 4xx status; an unexpected failure is a 500 with the same shape, and the
+server goes on answering. Bodies are read against `serve.max_body_mb` before anything parses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from graft import __version__
+from graft.serve.protocol import ProtocolError
+
+
+def _json(value: dict, status: int = 200) -> Response:
+    return Response(json.dumps(value).encode(), status_code=status, media_type="application/json")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 as soon as it is known to be over `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError(413, f"request body of {declared} bytes is over serve.max_body_mb ({limit} bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(413, f"request body is over serve.max_body_mb ({limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def build(server):
+    """A FastAPI application serving `server` (a graft.serve.server.Server)."""
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.get_running_loop().create_task(server.poll()) if server.source else None
+        yield
+        if task:
+            task.cancel()
+        server.batcher.close()
+
+    app = FastAPI(title="graft serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    metrics = server.metrics
+    limit = int(server.cfg.max_body_mb * 1024 * 1024)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        started = time.perf_counter()
+        endpoint = request.scope.get("graft_endpoint")
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # never a crashed worker: the error is the answer
+            response = _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+        endpoint = request.scope.get("graft_endpoint", endpoint) or "other"
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(ProtocolError)
+    async def refused(request: Request, exc: ProtocolError):
+        return _json({"error": exc.message}, exc.status)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, exc):
+        return _json({"error": f"no such endpoint: {request.method} {request.url.path}"}, 404)
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, exc):
+        return _json({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
+
+    def tag(request: Request, endpoint: str) -> None:
+        request.scope["graft_endpoint"] = endpoint
+
+    @app.get("/v2/health/live")
+    async def live(request: Request):
+        tag(request, "live")
+        return _json({"live": True})
+
+    @app.get("/v2/health/ready")
+    async def ready(request: Request):
+        tag(request, "ready")
+        return _json({"ready": True})
+
+    @app.get("/v2")
+    async def server_metadata(request: Request):
+        tag(request, "server_metadata")
+        return _json({"name": "graft", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    @app.get("/v2/models/{name}")
+    @app.get("/v2/models/{name}/versions/{version}")
+    async def model_metadata(request: Request, name: str, version: str | None = None):
+        tag(request, "model_metadata")
+        server.check_model(name, version)
+        return _json(server.metadata())
+
+    @app.get("/v2/models/{name}/ready")
+    @app.get("/v2/models/{name}/versions/{version}/ready")
+    async def model_ready(request: Request, name: str, version: str | None = None):
+        tag(request, "model_ready")
+        server.check_model(name, version)
+        return _json({"name": name, "ready": True})
+
+    @app.post("/v2/models/{name}/infer")
+    @app.post("/v2/models/{name}/versions/{version}/infer")
+    async def infer(request: Request, name: str, version: str | None = None):
+        tag(request, "infer")
+        server.check_model(name, version)
+        body = await _body(request, limit)
+        content, headers = await server.infer(body, request.headers.get("inference-header-content-length"))
+        media = "application/octet-stream" if headers else "application/json"
+        return Response(content, media_type=media, headers=headers)
+
+    @app.get("/metrics")
+    async def prometheus(request: Request):
+        tag(request, "metrics")
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -99,3 +99,25 @@ def test_the_pytorchjob_matches_the_training_sdk_model_and_its_pods_are_valid():
         container = pod["spec"]["containers"][0]
         assert container["command"][:2] == ["graft", "train"] and container["securityContext"]["capabilities"] == {
             "drop": ["ALL"]}
+
+
+def test_the_serving_deployment_validates_and_probes_the_v2_health_endpoints():
+    path = K8S / "serving" / "deployment.yaml"
+    res = subprocess.run([VALIDATE, "--strict", "-k", KUBERNETES, str(path)], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.count(" passed for resource ") == 2, res.stdout + res.stderr
+    deployment, service = documents(path)
+    assert (deployment["kind"], service["kind"]) == ("Deployment", "Service")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    (c,) = pod["containers"]
+    assert c["command"][:4] == ["graft", "serve", "--model", "models:/graft-text@champion"]
+    assert c["command"][c["command"].index("--host") + 1] == "0.0.0.0"
+    port = int(c["command"][c["command"].index("--port") + 1])
+    assert c["ports"][0]["containerPort"] == port and service["spec"]["ports"][0]["targetPort"] == "http"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True and {"cpu", "memory"} <= set(c["resources"]["limits"])
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]  # the registry download lands under /tmp
+    assert deployment["spec"]["selector"]["matchLabels"] == service["spec"]["selector"]
+    kustomization = yaml.safe_load((K8S / "serving" / "kustomization.yaml").read_text())
+    assert kustomization["resources"] == ["deployment.yaml"]

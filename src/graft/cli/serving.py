@@ -12,14 +12,20 @@ from graft.core.errors import GraftError
 REGISTRY_PREFIX = "models:/"
 
 
+def parse_uri(uri: str) -> tuple[str, str]:
+    """(NAME, ALIAS) of `models:/NAME@ALIAS`, or a one-line error."""
+    name, _, alias = uri.removeprefix(REGISTRY_PREFIX).partition("@")
+    if not name or not alias:
+        raise GraftError(f"{uri}: a registry model is models:/NAME@ALIAS (e.g. models:/graft-text@champion)")
+    return name, alias
+
+
 def registry_source(uri: str, registry_cfg, cache: Path):
     """A `Source` for `models:/NAME@ALIAS`: the alias' version now, its package downloaded once into `cache`."""
     from graft.core.artifacts import atomic_dir
     from graft.promote import registry
 
-    name, _, alias = uri.removeprefix(REGISTRY_PREFIX).partition("@")
-    if not name or not alias:
-        raise GraftError(f"{uri}: a registry model is models:/NAME@ALIAS (e.g. models:/graft-text@champion)")
+    name, alias = parse_uri(uri)
     reg = registry_cfg.model_copy(update={"model_name": name, "alias": alias})
 
     def source() -> tuple[str, Path]:
@@ -57,8 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         source = registry_source(args.model, cfg.registry if cfg else RegistryConfig(), cache)
         version, folder = source()
         if serve_cfg.model_name is None:
-            serve_cfg = serve_cfg.model_copy(update={"model_name": args.model.removeprefix(REGISTRY_PREFIX)
-                                                     .partition("@")[0]})
+            serve_cfg = serve_cfg.model_copy(update={"model_name": parse_uri(args.model)[0]})
     else:
         folder = Path(args.model)
         if not folder.is_dir():

@@ -9,7 +9,6 @@ the next batch fills. A failed call fails the requests in its batch, and only th
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,9 +19,9 @@ class Batcher:
     """Merge concurrent `submit(items)` calls into calls of `run(all_items) -> one row per item`."""
 
     def __init__(self, max_batch: int, max_delay_ms: float,
-                 on_batch: Callable[[int, float], None] | None = None):
+                 on_batch: Callable[[int], None] | None = None):
         self.max_batch, self.delay = max_batch, max_delay_ms / 1000.0
-        self.on_batch = on_batch or (lambda size, seconds: None)
+        self.on_batch = on_batch or (lambda size: None)
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="graft-infer")
@@ -59,7 +58,6 @@ class Batcher:
     async def _run(self, loop, batch: list, size: int) -> None:
         run = batch[0][0]
         items = [x for _, part, _ in batch for x in part]
-        started = time.perf_counter()
         try:
             rows = await loop.run_in_executor(self._pool, run, items)
         except Exception as exc:  # the model failed on this batch: its requests get the error, the server goes on
@@ -67,7 +65,7 @@ class Batcher:
                 if not done.done():
                     done.set_exception(exc)
             return
-        self.on_batch(size, time.perf_counter() - started)
+        self.on_batch(size)
         at = 0
         for _, part, done in batch:
             if not done.done():

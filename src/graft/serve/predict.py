@@ -61,11 +61,15 @@ class Package:
 
     def predict(self, items: list) -> list[dict]:
         """Label and class probabilities for each input."""
-        z = self.logits(items)
-        p = np.exp(z - z.max(1, keepdims=True))
-        p /= p.sum(1, keepdims=True)
+        p = softmax(self.logits(items))
         return [{"label": self.labels[int(row.argmax())],
                  "probabilities": {lab: round(float(v), 6) for lab, v in zip(self.labels, row)}} for row in p]
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of logits (float32 in, float32 out)."""
+    p = np.exp(z - z.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
 
 
 def batched(lines: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -23,6 +23,7 @@ import numpy as np
 
 from graft.core.errors import GraftError
 from graft.modalities.base import TooLarge
+from graft.serve.predict import softmax
 
 HEADER = "Inference-Header-Content-Length"
 OUTPUTS = ("logits", "probabilities", "label")
@@ -167,17 +168,11 @@ def _outputs(head: dict) -> dict[str, bool]:
     return out
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, as `graft predict` computes it."""
-    p = np.exp(z - z.max(1, keepdims=True))
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
-
-
 def encode_infer(request: Request, logits: np.ndarray, labels: list[str], model: str, version: str,
                  parameters: dict) -> tuple[bytes, dict[str, str]]:
     """The response body and its extra headers (the binary extension's header length, when any output is binary)."""
     logits = logits.astype(np.float32)
-    values = {"logits": logits, "probabilities": softmax(logits),
+    values = {"logits": logits, "probabilities": softmax(logits).astype(np.float32),
               "label": [labels[int(i)] for i in logits.argmax(1)]}
     outputs, tail = [], []
     for name, binary in request.outputs.items():

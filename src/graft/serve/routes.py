@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from graft import __version__
-from graft.serve.protocol import ProtocolError
+from graft.serve.protocol import HEADER, ProtocolError
 
 
 def _json(value: dict, status: int = 200) -> Response:
@@ -54,12 +54,11 @@ def build(server):
     @app.middleware("http")
     async def count(request: Request, call_next):
         started = time.perf_counter()
-        endpoint = request.scope.get("graft_endpoint")
         try:
             response = await call_next(request)
         except Exception as exc:  # never a crashed worker: the error is the answer
             response = _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
-        endpoint = request.scope.get("graft_endpoint", endpoint) or "other"
+        endpoint = request.scope.get("graft_endpoint") or "other"
         metrics.requests.labels(endpoint, str(response.status_code)).inc()
         metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
         return response
@@ -114,7 +113,7 @@ def build(server):
         tag(request, "infer")
         server.check_model(name, version)
         body = await _body(request, limit)
-        content, headers = await server.infer(body, request.headers.get("inference-header-content-length"))
+        content, headers = await server.infer(body, request.headers.get(HEADER))
         media = "application/octet-stream" if headers else "application/json"
         return Response(content, media_type=media, headers=headers)
 

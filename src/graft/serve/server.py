@@ -84,10 +84,10 @@ class Server:
 
     def __init__(self, served: Served, cfg: ServeConfig, source: Source | None = None, precision: str = "fp32"):
         self.served, self.cfg, self.source, self.precision = served, cfg, source, precision
-        self.name = cfg.model_name or served.package.meta.get("model_name") or "graft"
+        self.name = cfg.model_name or "graft"
         self.metrics = Metrics()
         self.metrics.model.labels(served.version).set(1)
-        self.batcher = Batcher(cfg.max_batch, cfg.max_delay_ms, lambda n, s: self.metrics.batch.observe(n))
+        self.batcher = Batcher(cfg.max_batch, cfg.max_delay_ms, self.metrics.batch.observe)
 
     def metadata(self) -> dict:
         """V2 model metadata: the real tensor names, datatypes and shapes (-1 where a dimension varies)."""

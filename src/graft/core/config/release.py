@@ -45,7 +45,9 @@ class ServeConfig(Section):
 
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
-    model_name: str | None = Field(None, description="The name clients call it by (null: the package's backbone).")
+    model_name: str | None = Field(
+        None, description="The name clients call it by (null: the registry model's name when serving "
+        "models:/NAME@ALIAS, else graft).")
     max_batch: int = Field(32, ge=1, description="Dynamic batching: concurrent requests merge into one ONNX "
                            "Runtime call of at most this many inputs.")
     max_delay_ms: float = Field(2.0, ge=0, description="How long the first request of a batch waits for others "

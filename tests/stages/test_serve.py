@@ -30,12 +30,13 @@ def _port() -> int:
 class Running:
     """A `graft serve` subprocess, ready (its V2 readiness endpoint answered) or a failed test with its output."""
 
-    def __init__(self, model: str, params: Path, tmp: Path, without_torch: bool = False):
+    def __init__(self, model: str, params: Path, tmp: Path, without_torch: bool = False, supervise: bool = False):
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.path = tmp / f"serve-{self.port}.log"
         self.log = open(self.path, "w")  # noqa: SIM115
-        argv = ["serve", "--model", model, "--params", str(params), "--port", str(self.port)]
+        argv = ["serve", "--model", model, "--params", str(params), "--port", str(self.port),
+                *(["--supervise"] if supervise else [])]
         code = ("import sys; sys.modules['torch'] = None\n" if without_torch else "") + (
             f"from graft.cli import main; sys.exit(main({argv!r}))")
         self.proc = subprocess.Popen([sys.executable, "-c", "import sys\n" + code],
@@ -257,10 +258,106 @@ def _metrics(srv: Running) -> str:
     return requests.get(f"{srv.url}/metrics", timeout=10).text
 
 
-def _wait(condition, seconds: float) -> None:
+def _wait(condition, seconds: float, output=None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.1)
-    pytest.fail(f"not within {seconds} s")
+    pytest.fail(f"not within {seconds} s" + (f"; the server wrote:\n{output()}" if output else ""))
+
+
+def _gate(stage_run, params: Path, out: Path, package: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["graft", "gate", "--params", str(params), "--evaluate", str(stage_run["evaluate"]),
+                           "--export", str(stage_run["export"]), "--package", str(package or stage_run["onnx"]),
+                           "--splits", str(stage_run["splits"]), "--out", str(out)],
+                          capture_output=True, text=True)
+
+
+def test_the_gate_infra_validates_the_candidate_with_graft_serve_before_registering(stage_run, shrunk, tmp_path):
+    params = params_for(shrunk, tmp_path)
+    res = _gate(stage_run, params, tmp_path / "gate.json")
+    assert res.returncode == 0, res.stderr
+    verdict = json.loads((tmp_path / "gate.json").read_text())
+    infra = verdict["infra_validation"]
+    rows = shrunk[1].gate.infra_rows
+    assert infra["passed"] and infra["rows"] == infra["answered"] == infra["agree"] == rows, infra
+    assert infra["max_abs_diff"] <= shrunk[1].gate.max_onnx_logit_diff
+    assert 0 < infra["latency_ms"]["p50"] <= infra["latency_ms"]["p95"] <= infra["latency_ms"]["max"]
+    check = next(c for c in verdict["checks"] if c["name"] == "infra_validation")
+    assert check["passed"] and f"answered {rows}/{rows} test rows" in check["why"]
+    assert verdict["registered"]["version"] == 1
+
+
+@pytest.mark.parametrize("damage", ["missing-tokenizer", "truncated-model"])
+def test_a_package_broken_on_purpose_is_refused_by_infra_validation_and_nothing_registered(
+        stage_run, shrunk, tmp_path, damage):
+    broken = tmp_path / "broken"
+    shutil.copytree(stage_run["onnx"], broken)
+    if damage == "missing-tokenizer":
+        (broken / "tokenizer.json").unlink()
+    else:
+        model = broken / "model.onnx"
+        model.write_bytes(model.read_bytes()[:100_000])
+    params = params_for(shrunk, tmp_path)
+    res = _gate(stage_run, params, tmp_path / "gate.json", broken)
+    assert res.returncode == 1
+    reason = next(line for line in res.stderr.splitlines() if "infra_validation" in line)
+    assert "graft serve exited with code 1 before it was ready" in reason
+    assert ("missing tokenizer.json" if damage == "missing-tokenizer" else "ONNX Runtime cannot load it") in reason
+    assert "nothing was registered" in res.stderr
+    verdict = json.loads((tmp_path / "gate.json").read_text())
+    assert verdict["registered"] is None and verdict["infra_validation"]["answered"] == 0
+    assert registry.champion(RegistryConfig(**_params_registry(params))) is None
+
+
+def test_infra_validation_holds_served_requests_to_the_latency_budget(stage_run, shrunk, tmp_path):
+    from graft.core import config
+    from graft.promote import infra
+
+    cfg = config.load(params_for(shrunk, tmp_path))
+    cfg = cfg.model_copy(update={"gate": cfg.gate.model_copy(update={"max_latency_ms_p95": 0.01, "infra_rows": 5})})
+    result = infra.validate(stage_run["onnx"], stage_run["splits"], cfg)
+    assert not result["passed"] and result["answered"] == result["agree"] == 5
+    assert "over the latency budget 0.01 ms (gate.max_latency_ms_p95)" in result["why"]
+
+
+def test_the_supervisor_restarts_a_server_killed_with_sigkill(stage_run, shrunk, texts, tmp_path):
+    import os
+    import signal
+
+    import psutil
+
+    srv = Running(str(stage_run["onnx"]), params_for(shrunk, tmp_path), tmp_path, supervise=True)
+    try:
+        (child,) = psutil.Process(srv.proc.pid).children()
+        url = f"{srv.url}/v2/models/graft/infer"
+        before = requests.post(url, json=_json_infer(texts[:3]), timeout=30).json()["outputs"]
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+
+        def back() -> bool:
+            try:
+                return requests.get(f"{srv.url}/v2/health/ready", timeout=1).ok
+            except requests.ConnectionError:
+                return False
+
+        _wait(back, 60, srv.output)
+        (again,) = psutil.Process(srv.proc.pid).children()
+        assert again.pid != child.pid
+        assert requests.post(url, json=_json_infer(texts[:3]), timeout=30).json()["outputs"] == before
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0 and not again.is_running()
+    assert f"server process {child.pid} was killed by SIGKILL; restarting it" in srv.output()
+
+
+def test_the_supervisor_does_not_restart_a_server_that_cannot_start(stage_run, shrunk, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(stage_run["onnx"], broken)
+    (broken / "tokenizer.json").unlink()
+    res = subprocess.run([sys.executable, "-m", "graft.cli", "serve", "--model", str(broken), "--params",
+                          str(params_for(shrunk, tmp_path)), "--port", str(_port()), "--supervise"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 1
+    assert "missing tokenizer.json" in res.stderr and "before it was ready: not restarting it" in res.stderr

@@ -49,13 +49,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     --model is a package folder written by `graft export` (models/onnx), or models:/NAME@ALIAS: the registry version
     the alias points at, polled every serve.poll_seconds; when the alias moves, the new version is loaded, probed
     and swapped in without dropping a request (a broken one is refused, the old one keeps serving).
-    Settings (batching, limits, port) are params.yaml's `serve` section; --host/--port override it.
+    Settings (batching, limits, port) are params.yaml's `serve` section; --host/--port override it. With
+    --supervise the server runs as a child process that is restarted when it dies (killed, crashed).
     """
     from graft.core.config import RegistryConfig, ServeConfig
     from graft.serve import server
 
     cfg = _cfg(args) if Path(args.params).is_file() or args.params != "params.yaml" else None
     serve_cfg = cfg.serve if cfg else ServeConfig()
+    host, port = args.host or serve_cfg.host, args.port or serve_cfg.port
+    if args.supervise:
+        from graft.serve.supervisor import supervise
+
+        return supervise(["--model", args.model, "--params", args.params, "--host", host, "--port", str(port),
+                          *(["--int8"] if args.int8 else [])], host, port)
     precision = "int8" if args.int8 else "fp32"
     source = None
     if args.model.startswith(REGISTRY_PREFIX):
@@ -71,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                              f"models/onnx, or models:/NAME@ALIAS)")
         version = "1"  # a folder is one version; a registry alias gives the registered version number
     srv = server.Server(server.load(folder, version, precision), serve_cfg, source, precision)
-    server.run(srv, args.host or serve_cfg.host, args.port or serve_cfg.port)
+    server.run(srv, host, port)
     return 0
 
 
@@ -85,3 +92,5 @@ def add_parser(sub) -> None:
     sp.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
     sp.add_argument("--port", type=int, help="port (default: serve.port, 8080)")
     sp.add_argument("--int8", action="store_true", help="serve the int8 model (smaller, faster; gate-checked)")
+    sp.add_argument("--supervise", action="store_true", help="run the server as a child process and restart it "
+                    "when it dies after becoming ready (kill -9, a crash); a startup failure exits instead")

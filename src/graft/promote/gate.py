@@ -7,7 +7,7 @@ from pathlib import Path
 from graft.core import outputs
 from graft.core.artifacts import write_text
 from graft.core.config import Config, GateConfig
-from graft.promote import registry
+from graft.promote import infra, registry
 from graft.promote.card import verdict_markdown as markdown
 
 
@@ -21,8 +21,11 @@ def _ci(c: dict) -> str:
     return f"{c['diff']:+.4f} [95% CI {c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
 
 
-def decide(evaluation: dict, export: dict, policy: GateConfig, explanation: dict | None = None) -> dict:
+def decide(evaluation: dict, export: dict, policy: GateConfig, explanation: dict | None = None,
+           infra: dict | None = None) -> dict:
     """Apply the policy to the evaluate and export metrics; return {"passed", "reasons", "checks"}.
+
+    `infra` is infra-validation's result (`graft.promote.infra.validate`), when it ran.
 
     `reasons` holds one sentence per failed blocking check (empty when everything passed). With a target domain
     (evaluate's `domains`) the checks judge the model that goes on (`chosen`: source-only or adapted), and the
@@ -40,6 +43,7 @@ def decide(evaluation: dict, export: dict, policy: GateConfig, explanation: dict
         *parity_checks(export, policy),
         *budget_checks(export, policy),
         *explanation_checks(explanation, policy),
+        *infra_checks(infra, policy),
     ]
     reasons = [f"{c['name']}: {c['why']}" for c in checks if not c["passed"] and c.get("blocking", True)]
     out = {"passed": not reasons, "reasons": reasons, "checks": checks}
@@ -232,6 +236,16 @@ def explanation_checks(explanation: dict | None, policy: GateConfig) -> list[dic
              "blocking": floor is not None}]
 
 
+def infra_checks(infra: dict | None, policy: GateConfig) -> list[dict]:
+    """Infra-validation: the candidate served by `graft serve` answered real test rows like `graft predict`."""
+    if infra is None:
+        return []
+    p95 = (infra.get("latency_ms") or {}).get("p95")
+    return [_check("infra_validation", p95 if p95 is not None else float("nan"),
+                   policy.max_latency_ms_p95 if policy.max_latency_ms_p95 is not None else "answers agree",
+                   infra["passed"], infra["why"])]
+
+
 def run(evaluation: str | Path, export: str | Path, package: str | Path, split_dir: str | Path, cfg: Config,
         out: str | Path, table: str | Path | None = None, register: bool = True, refusals: bool = True,
         explanation: str | Path | None = None, explanation_page: str | Path | None = None) -> dict:
@@ -239,11 +253,15 @@ def run(evaluation: str | Path, export: str | Path, package: str | Path, split_d
 
     `register=False` decides only (KFP registers in its own task, under `dsl.If`); `refusals=False` also leaves
     the registry untouched on a refusal. Writes the verdict JSON (and its Markdown table). The explain stage's
-    output (`explanation`, and its page) joins the checks and is registered with the version.
+    output (`explanation`, and its page) joins the checks and is registered with the version. With
+    gate.infra_validate the package is first started with `graft serve` and sent test rows (`infra.validate`).
     """
     measured = outputs.read(evaluation, "evaluate"), outputs.read(export, "export")
     explained = outputs.read(explanation, "explain") if explanation else None
-    verdict = {**decide(*measured, cfg.gate, explained), "registered": None}
+    served = infra.validate(package, split_dir, cfg) if cfg.gate.infra_validate else None
+    verdict = {**decide(*measured, cfg.gate, explained, served), "registered": None}
+    if served is not None:
+        verdict["infra_validation"] = served
     if verdict["passed"] and register:
         attached = [p for p in (explanation, explanation_page) if p]
         verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict, explained, attached)

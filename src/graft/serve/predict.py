@@ -52,7 +52,11 @@ class Package:
             raise GraftError(f"{folder}: not a graft {precision} model package (missing {', '.join(missing)})")
         self.labels = json.loads((folder / "labels.json").read_text())
         self.meta = meta
-        self.session = session(folder / MODEL_FILES[precision])
+        try:
+            self.session = session(folder / MODEL_FILES[precision])
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise GraftError(f"{folder / MODEL_FILES[precision]}: ONNX Runtime cannot load it "
+                             f"({str(exc).splitlines()[0]})") from None
         self.feeds = self.modality.serving(folder, meta)
 
     def logits(self, items: list) -> np.ndarray:

@@ -27,6 +27,7 @@ log = logging.getLogger("graft.serve")
 
 # (version, package folder): what a registry alias points at now; the CLI builds one from promote.registry
 Source = Callable[[], tuple[str, Path]]
+DEFAULT_NAME = "graft"  # the model name clients call a package folder by, unless serve.model_name says otherwise
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Server:
 
     def __init__(self, served: Served, cfg: ServeConfig, source: Source | None = None, precision: str = "fp32"):
         self.served, self.cfg, self.source, self.precision = served, cfg, source, precision
-        self.name = cfg.model_name or "graft"
+        self.name = cfg.model_name or DEFAULT_NAME
         self.metrics = Metrics()
         self.metrics.model.labels(served.version).set(1)
         self.batcher = Batcher(cfg.max_batch, cfg.max_delay_ms, self.metrics.batch.observe)

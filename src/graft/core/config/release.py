@@ -58,6 +58,19 @@ class ServeConfig(Section):
     max_image_bytes: int = Field(2_000_000, ge=1, description="Largest encoded image input; larger is a 413.")
     poll_seconds: float = Field(30.0, gt=0, description="Serving a registry alias: how often to check whether it "
                                 "moved (the new version is loaded, probed and swapped in).")
+    replicas: int = Field(2, ge=1, description="infra/k8s/serving: the Deployment's pods, and the "
+                          "InferenceService's minimum.")
+    max_replicas: int = Field(4, ge=1, description="infra/k8s/serving: KServe autoscales up to this many pods.")
+    resources: TaskResources = Field(
+        default_factory=lambda: TaskResources(cpu_request="1", cpu_limit="2", memory_request="1Gi",
+                                              memory_limit="2Gi"),
+        description="Kubernetes requests and limits of one serving pod (infra/k8s/serving).")
+
+    @model_validator(mode="after")
+    def _replicas(self):
+        if self.max_replicas < self.replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below replicas ({self.replicas})")
+        return self
 
 
 class DomainFloor(Section):
@@ -103,10 +116,17 @@ class GateConfig(Section):
         None, gt=0, description="Floor on the lower 95% bound of the deletion ratio (top-attributed units removed "
         "vs random ones: how much more the probability drops); null: reported, not gated.")
     serve: Literal["fp32", "int8"] = Field("fp32", description="The ONNX model you deploy: the budgets apply to it.")
+    infra_validate: bool = Field(
+        True, description="Infra-validation: start the candidate with `graft serve` on a loopback port, send it "
+        "infra_rows test rows over the V2 protocol; every answer must agree with `graft predict` and the request "
+        "p95 meet max_latency_ms_p95, or nothing is registered (false: skip it).")
+    infra_rows: int = Field(50, ge=1, description="Test rows infra-validation sends, one request each (seeded).")
+    infra_timeout_s: float = Field(60.0, gt=0, description="How long the server may take to become ready.")
     max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
     max_latency_ms_p95: float | None = Field(
-        None, gt=0, description="Latency budget: p95 of one ONNX Runtime call at batch 1 on real test rows (ms), "
-        "measured by `export` on the machine that ran it (null: no latency check).")
+        None, gt=0, description="Latency budget (ms): p95 of one ONNX Runtime call at batch 1 on real test rows, "
+        "measured by `export` on the machine that ran it, and p95 of one request to `graft serve` as a client sees "
+        "it, measured by infra-validation (null: no latency check).")
 
     @model_validator(mode="before")
     @classmethod

@@ -79,6 +79,21 @@ class GateCheck(Output):
                            "goes on) without refusing the promotion")
 
 
+class InfraValidation(Output):
+    """What infra-validation measured: the candidate started as `graft serve` and sent test rows over V2."""
+
+    passed: bool
+    why: str
+    precision: str = Field(description="the ONNX model served: fp32 or int8 (gate.serve)")
+    rows: int = Field(description="test rows sent, one request each")
+    answered: int
+    agree: int = Field(description="answers whose label is the one `graft predict` gives")
+    max_abs_diff: float | None = Field(None, description="largest |logit| difference from `graft predict`")
+    latency_ms: dict[str, float] | None = Field(None, description="p50, p95 and max of the request latencies")
+    ready_s: float | None = Field(None, description="seconds from starting the server to its readiness")
+    seconds: float | None = Field(None, description="the whole validation, start to stop")
+
+
 class GateOutput(Output):
     """metrics/gate.json: the verdict, one sentence per failed check, and what the registry did."""
 
@@ -89,3 +104,4 @@ class GateOutput(Output):
     notes: list[str] = Field(default_factory=list, description="plain-words decisions that are not refusals")
     registered: dict[str, Any] | None = None
     recorded_run: str | None = None
+    infra_validation: InfraValidation | None = None

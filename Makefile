@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
+# The KServe SDK in its own virtualenv: kserve 0.21 needs pandas < 3 and psutil < 6, graft's lock has pandas 3.
+KSERVE_VENV := .venv-kserve
+KSERVE_STAMP := $(KSERVE_VENV)/.installed
 DEBS := dataset-fashion-mnist chromium podman runc debootstrap
 
 # Everything runs from the project's virtualenv, offline: no hub, no telemetry.
@@ -21,7 +24,7 @@ export TOKENIZERS_PARALLELISM := false
 # one here, so both run the same stages.
 WS ?= .
 
-.PHONY: help setup data run run-image curve multitask adapt test lint image kfp-compile kfp-run lock clean
+.PHONY: help setup kserve-env data run run-image curve multitask adapt test lint image kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +48,15 @@ $(STAMP): requirements.lock pyproject.toml
 	  echo "note: could not install $(DEBS) (as root: apt-get install $(DEBS))"; fi
 	@touch $@
 
+kserve-env: $(KSERVE_STAMP)  ## .venv-kserve: the KServe SDK (the InferenceService check, the serving benchmark's peer)
+
+$(KSERVE_STAMP): requirements-kserve.lock
+	@echo ">> creating $(KSERVE_VENV) (kserve 0.21.0, requirements-kserve.lock)"
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install -q --disable-pip-version-check pip==26.3 setuptools==84.2.1
+	$(KSERVE_VENV)/bin/pip install -q --no-deps -r requirements-kserve.lock
+	@touch $@
+
 data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged data set) and check it against data.dvc
 	@cd $(WS) && { dvc pull -q data.dvc 2>/dev/null || graft materialize; }
 	@cd $(WS) && if dvc status data.dvc | grep -q modified; then \
@@ -62,7 +74,7 @@ run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and 
 run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, in the image/ workspace
 	@$(MAKE) --no-print-directory run WS=image
 
-test: setup lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
+test: setup kserve-env lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
 	$(BIN)/python -m pytest
 
 lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle) and import-linter (the layers in pyproject.toml)

@@ -130,7 +130,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Compile the KFP pipeline, run it locally with kfp.local, "
                                 "or submit / schedule it on a Kubeflow Pipelines cluster.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("compile", help="write the compiled pipeline YAML (and infra/k8s's params ConfigMap)")
+    c = sub.add_parser("compile", help="write the compiled pipeline YAML (and infra/k8s's params ConfigMap and serving "
+                       "manifests)")
     c.add_argument("--params", default="params.yaml")
     c.add_argument("--out", type=Path, default=DEFAULT_YAML)
     c.add_argument("--image", help="the graft image every task runs, e.g. REGISTRY/graft:0.1.0 (default: "
@@ -162,6 +163,9 @@ def main(argv=None, prog: str = "python -m graft_kfp.pipelines") -> int:
     if args.cmd == "compile":
         print(f"compiled: {compile_yaml(args.params, args.out, args.image)}")
         print(f"params ConfigMap: {params_configmap(args.params)}")
+        from graft_kfp.pipelines import serving
+
+        print(f"serving manifests: {', '.join(str(p) for p in serving.write(args.params))}")
     elif args.cmd == "run":
         run_dir = run_local(args.params, args.root, args.engine)
         print(local_summary(run_dir, args.params), end="")

@@ -1,13 +1,17 @@
-"""Side-by-side: `graft serve` with dynamic batching (2 ms wait, or none) vs without (max_batch 1), under load.
+"""Side-by-side under load: `graft serve` (batching with a 2 ms wait, with none, without) and a KServe peer.
 
-Each contender is a fresh `graft serve` process on a loopback port, called by an asyncio client (aiohttp) that keeps
-`concurrency` one-text V2 infer requests in flight for a fixed duration, for concurrency 1, 8 and 32. Contenders and
-repeats are interleaved (A B A B ...), so a busy moment of the machine hits both. Printed per contender and
-concurrency: requests/s, p50 and p99 latency (median over repeats, with the min-max spread of the throughput) and
-errors; then the ratios, and `graft predict`'s in-process latency for one text (the same Package call, no HTTP), so
-the difference at concurrency 1 is the HTTP overhead.
+The peer is `bench/kserve_peer.py`: kserve.Model + ModelServer over the same ONNX Runtime session.
 
-Run after `make run` (it reads models/onnx and data/prepared); only 127.0.0.1 is used:
+Each contender is a fresh server process on a loopback port, called by an asyncio client (aiohttp) that keeps
+`concurrency` one-text V2 infer requests in flight for a fixed duration, for concurrency 1, 8 and 32; every server
+gets the same JSON requests (`outputs: [label]`). Contenders and repeats are interleaved (A B C D A B C D ...), so a
+busy moment of the machine hits all of them. Printed per contender and concurrency: requests/s, p50 and p99 latency
+(median over repeats, with the min-max spread of the throughput) and errors; then the ratios, and `graft predict`'s
+in-process latency for one text (the same Package call, no HTTP), so the difference at concurrency 1 is the HTTP
+overhead.
+
+Run after `make run` (it reads models/onnx and data/prepared) and `make kserve-env` (the peer's virtualenv,
+.venv-kserve: kserve 0.21 needs pandas < 3, so it cannot share graft's); only 127.0.0.1 is used:
     .venv/bin/python bench/serve_speed.py [--seconds 6] [--repeats 3]
 """
 
@@ -24,10 +28,13 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-CONTENDERS = {"batching 2 ms": {"max_batch": 32, "max_delay_ms": 2},
-              "batching 0 ms": {"max_batch": 32, "max_delay_ms": 0},
-              "no batching": {"max_batch": 1, "max_delay_ms": 0}}
+GRAFT = {"batching 2 ms": {"max_batch": 32, "max_delay_ms": 2},
+         "batching 0 ms": {"max_batch": 32, "max_delay_ms": 0},
+         "no batching": {"max_batch": 1, "max_delay_ms": 0}}
+PEER = "kserve peer"
+CONTENDERS = (*GRAFT, PEER)
 CONCURRENCY = (1, 8, 32)
+KSERVE_PYTHON = Path(".venv-kserve/bin/python")
 
 
 def free_port() -> int:
@@ -37,17 +44,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(package: str, serve: dict, tmp: Path) -> tuple[subprocess.Popen, str]:
-    """A fresh `graft serve` process with these `serve` settings, once it answers readiness."""
+def start(name: str, package: str, tmp: Path) -> tuple[subprocess.Popen, str]:
+    """A fresh server for contender `name` (graft serve with its settings, or the KServe peer), once it is ready."""
     import urllib.request
 
-    params = tmp / f"params-{serve['max_batch']}.yaml"
-    base = yaml.safe_load(Path("params.yaml").read_text())
-    base["serve"] = {**base.get("serve", {}), **serve}
-    params.write_text(yaml.safe_dump(base))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "graft.cli", "serve", "--model", package, "--params", str(params),
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if name == PEER:
+        argv = [str(KSERVE_PYTHON), str(Path(__file__).with_name("kserve_peer.py")), "--package", package,
+                "--model_name", "graft", "--http_port", str(port), "--enable_grpc", "false", "--workers", "1",
+                "--configure_logging", "false"]
+    else:
+        params = tmp / f"params-{port}.yaml"
+        base = yaml.safe_load(Path("params.yaml").read_text())
+        base["serve"] = {**base.get("serve", {}), **GRAFT[name]}
+        params.write_text(yaml.safe_dump(base))
+        argv = [sys.executable, "-m", "graft.cli", "serve", "--model", package, "--params", str(params),
+                "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -56,7 +69,7 @@ def start(package: str, serve: dict, tmp: Path) -> tuple[subprocess.Popen, str]:
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise SystemExit("graft serve did not become ready")
+    raise SystemExit(f"{name} did not become ready")
 
 
 async def load(url: str, name: str, texts: list[str], concurrency: int, seconds: float) -> dict:
@@ -110,8 +123,8 @@ def main() -> None:
     runs: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
-            for name, serve in CONTENDERS.items():
-                proc, url = start(args.package, serve, Path(tmp))
+            for name in CONTENDERS:
+                proc, url = start(name, args.package, Path(tmp))
                 try:
                     asyncio.run(load(url, "graft", texts, 8, 1.0))  # warm-up
                     for c in CONCURRENCY:
@@ -129,13 +142,14 @@ def main() -> None:
         rps = [r["rps"] for r in v]
         print(f"{name:14}{c:>5}{med[name, c]['rps']:>9.0f}{f'{min(rps):.0f}-{max(rps):.0f}':>15}"
               f"{med[name, c]['p50']:>9.2f}{med[name, c]['p99']:>9.2f}{sum(r['errors'] for r in v):>8}")
-    for name in CONTENDERS:
-        if name == "no batching":
-            continue
-        for c in CONCURRENCY:
-            a, b = med[name, c], med["no batching", c]
-            print(f"concurrency {c}: {name} throughput {a['rps'] / b['rps']:.2f}x, p99 {a['p99'] / b['p99']:.2f}x "
-                  f"of no batching")
+    for name in GRAFT:
+        for other in (PEER, "no batching"):
+            if name == other:
+                continue
+            for c in CONCURRENCY:
+                a, b = med[name, c], med[other, c]
+                print(f"concurrency {c:>2}: {name} throughput {a['rps'] / b['rps']:.2f}x, "
+                      f"p99 {a['p99'] / b['p99']:.2f}x of {other}")
     p50 = statistics.median(inproc)
     print(f"in-process Package.predict, one text: p50 {p50:.2f} ms; graft serve at concurrency 1: p50 "
           f"{med['no batching', 1]['p50']:.2f} ms (no batching), so HTTP + protocol cost "

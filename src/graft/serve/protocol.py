@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from graft.core.errors import GraftError
 from graft.modalities.base import TooLarge
@@ -48,8 +48,8 @@ class Request:
 
 def _json(raw: bytes, what: str) -> Any:
     try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(400, f"{what} is not valid JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(value, dict):
         raise ProtocolError(400, f"{what} must be a JSON object")
@@ -191,7 +191,7 @@ def encode_infer(request: Request, logits: np.ndarray, labels: list[str], model:
     head = {"model_name": model, "model_version": version, "parameters": parameters, "outputs": outputs}
     if request.id is not None:
         head["id"] = request.id
-    body = json.dumps(head, ensure_ascii=False).encode()
+    body = orjson.dumps(head)
     if not tail:
         return body, {}
     return body + b"".join(tail), {HEADER: str(len(body))}

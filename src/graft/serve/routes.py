@@ -36,6 +36,41 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class Counted:
+    """ASGI middleware: counts each request by endpoint and status, times it, and turns a crash into a JSON 500.
+
+    A plain ASGI wrapper rather than `@app.middleware("http")`, whose per-request task and stream cost about a
+    millisecond on this hardware.
+    """
+
+    def __init__(self, app, metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        """Pass the request on, noting its response status; count and time it when it is done."""
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), None
+
+        async def sending(message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:  # never a crashed worker: the error is the answer
+            if status is not None:  # the response had started: nothing else can be sent
+                raise
+            status = 500
+            await _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)(scope, receive, send)
+        finally:
+            endpoint = scope.get("graft_endpoint") or "other"
+            self.metrics.requests.labels(endpoint, str(status or 500)).inc()
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+
+
 def build(server):
     """A FastAPI application serving `server` (a graft.serve.server.Server)."""
     @contextlib.asynccontextmanager
@@ -51,17 +86,7 @@ def build(server):
     metrics = server.metrics
     limit = int(server.cfg.max_body_mb * 1024 * 1024)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception as exc:  # never a crashed worker: the error is the answer
-            response = _json({"error": f"internal error: {type(exc).__name__}: {exc}"}, 500)
-        endpoint = request.scope.get("graft_endpoint") or "other"
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(Counted, metrics=metrics)
 
     @app.exception_handler(ProtocolError)
     async def refused(request: Request, exc: ProtocolError):

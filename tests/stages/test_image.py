@@ -98,6 +98,17 @@ def test_the_gate_decides_image_runs_with_the_same_checks(image_run):
     assert image_run["verdict"]["passed"], image_run["verdict"]["reasons"]
 
 
+def test_infra_validation_serves_image_rows_as_graft_predict_does(image_run, image_shrunk):
+    from graft.promote import infra
+
+    cfg = image_shrunk[1]
+    result = infra.validate(image_run["onnx"], image_run["splits"], cfg)
+    assert result["passed"], result["why"]
+    assert result["answered"] == result["agree"] == result["rows"] == min(cfg.gate.infra_rows, len(
+        read_splits(image_run["splits"])["test"]))
+    assert result["max_abs_diff"] <= cfg.gate.max_onnx_logit_diff
+
+
 def test_predict_serves_image_files_without_torch(image_run, tmp_path):
     test = read_splits(image_run["splits"])["test"].head(6)
     paths = []

@@ -186,13 +186,13 @@ def test_a_candidate_that_learned_nothing_is_refused_as_a_regression(project):
     params["data"]["cutoff"] = "2016-09-30"
     params["train"].update(epochs=4, learning_rate=3e-4)  # a real model even on 120 rows (macro-F1 ~0.8)
     write_params(tmp, params)
-    sh("dvc", "repro", cwd=tmp)
+    sh("dvc", "repro", "gate", cwd=tmp)  # what `make run` runs: the promotion path, not the curve experiment
     reg = config.load(tmp / "params.yaml").registry
     good = registry.champion(reg)["version"]
     assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == good
     params["train"].update(learning_rate=1e-12, head_learning_rate=1e-12)
     write_params(tmp, params)
-    res = sh("dvc", "repro", cwd=tmp, check=False)
+    res = sh("dvc", "repro", "gate", cwd=tmp, check=False)
     assert res.returncode != 0 and "Running stage 'gate'" in res.stdout
     refusal = [line for line in res.stderr.splitlines() if line.startswith("graft gate: FAILED")]
     assert len(refusal) == 1 and "non_regression" in refusal[0] and "REGRESSION" in refusal[0]

@@ -17,7 +17,6 @@ Run after `make run` (it reads models/onnx and data/prepared) and `make kserve-e
 
 import argparse
 import asyncio
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from graft.serve.client import free_port
+
 GRAFT = {"batching 2 ms": {"max_batch": 32, "max_delay_ms": 2},
          "batching 0 ms": {"max_batch": 32, "max_delay_ms": 0},
          "no batching": {"max_batch": 1, "max_delay_ms": 0}}
@@ -35,13 +36,6 @@ PEER = "kserve peer"
 CONTENDERS = (*GRAFT, PEER)
 CONCURRENCY = (1, 8, 32)
 KSERVE_PYTHON = Path(".venv-kserve/bin/python")
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(name: str, package: str, tmp: Path) -> tuple[subprocess.Popen, str]:

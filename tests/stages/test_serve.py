@@ -3,7 +3,6 @@
 import copy
 import json
 import shutil
-import socket
 import struct
 import subprocess
 import sys
@@ -18,20 +17,15 @@ import requests
 from graft.core.config import RegistryConfig
 from graft.data.tables import read_splits
 from graft.promote import registry
+from graft.serve.client import free_port
 from tests.shrink import write_params
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Running:
     """A `graft serve` subprocess, ready (its V2 readiness endpoint answered) or a failed test with its output."""
 
     def __init__(self, model: str, params: Path, tmp: Path, without_torch: bool = False, supervise: bool = False):
-        self.port = _port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.path = tmp / f"serve-{self.port}.log"
         self.log = open(self.path, "w")  # noqa: SIM115
@@ -357,7 +351,7 @@ def test_the_supervisor_does_not_restart_a_server_that_cannot_start(stage_run, s
     shutil.copytree(stage_run["onnx"], broken)
     (broken / "tokenizer.json").unlink()
     res = subprocess.run([sys.executable, "-m", "graft.cli", "serve", "--model", str(broken), "--params",
-                          str(params_for(shrunk, tmp_path)), "--port", str(_port()), "--supervise"],
+                          str(params_for(shrunk, tmp_path)), "--port", str(free_port()), "--supervise"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1
     assert "missing tokenizer.json" in res.stderr and "before it was ready: not restarting it" in res.stderr

@@ -12,7 +12,6 @@ fails the gate's `infra_validation` check, so it is never registered.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import yaml
 from graft.core.config import Config
 from graft.core.errors import GraftError
 from graft.data.tables import read_splits
-from graft.serve.client import CallError, Client
+from graft.serve.client import CallError, Client, free_port
 from graft.serve.predict import Package
 from graft.serve.server import DEFAULT_NAME
 
@@ -37,12 +36,6 @@ class NotServing(Exception):
     """The server did not come up; the message is the reason, in one line."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def _last_line(log: Path) -> str:
     lines = [x.strip() for x in log.read_text(errors="replace").splitlines() if x.strip()]
     return lines[-1] if lines else "no output"
@@ -50,12 +43,12 @@ def _last_line(log: Path) -> str:
 
 @contextmanager
 def serving(package: str | Path, cfg: Config, precision: str, timeout: float):
-    """`graft serve` on the package at a free loopback port: yields (client, port, seconds to ready)."""
+    """`graft serve` on the package at a free loopback port: yields (a client of it, seconds to ready)."""
     with tempfile.TemporaryDirectory(prefix="graft-infra-") as tmp:
         params, log = Path(tmp) / "params.yaml", Path(tmp) / "serve.log"
         params.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         for _attempt in range(3):  # a free port can be taken between picking it and binding it: pick another
-            port = _free_port()
+            port = free_port(HOST)
             argv = [sys.executable, "-m", "graft.cli", "serve", "--model", str(package), "--params", str(params),
                     "--host", HOST, "--port", str(port), *(["--int8"] if precision == "int8" else [])]
             start = time.perf_counter()
@@ -71,7 +64,7 @@ def serving(package: str | Path, cfg: Config, precision: str, timeout: float):
                                          f"{_last_line(log)}")
                     time.sleep(0.1)
                 else:
-                    yield client, port, time.perf_counter() - start
+                    yield client, time.perf_counter() - start
                     return
                 if "address already in use" not in log.read_text(errors="replace").lower():
                     raise NotServing(f"graft serve exited with code {proc.returncode} before it was ready: "
@@ -100,7 +93,7 @@ def validate(package: str | Path, split_dir: str | Path, cfg: Config) -> dict:
     result = {"passed": False, "precision": policy.serve, "rows": len(rows), "answered": 0, "agree": 0,
               "max_abs_diff": None, "latency_ms": None, "ready_s": None}
     try:
-        with serving(package, cfg, policy.serve, policy.infra_timeout_s) as (client, port, ready_s):
+        with serving(package, cfg, policy.serve, policy.infra_timeout_s) as (client, ready_s):
             result["ready_s"] = round(ready_s, 2)
             # what `graft predict` answers for each row, one at a time (batch 1, as the requests below are sent)
             pkg = Package(package, policy.serve)

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import struct
+import socket
 
 import numpy as np
 
-from graft.serve.protocol import HEADER
+from graft.serve.protocol import HEADER, pack_bytes
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on at `host` now (another process may take it before a server binds it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 class CallError(Exception):
@@ -33,7 +40,7 @@ def as_bytes(item) -> bytes:
 def infer_body(wire_name: str, items: list) -> tuple[bytes, dict[str, str]]:
     """An infer request for `items` in the binary tensor extension: the body and its headers."""
     blobs = [as_bytes(x) for x in items]
-    tail = b"".join(struct.pack("<I", len(b)) + b for b in blobs)
+    tail = pack_bytes(blobs)
     head = json.dumps({"inputs": [{"name": wire_name, "datatype": "BYTES", "shape": [len(blobs)],
                                    "parameters": {"binary_data_size": len(tail)}}],
                        "outputs": [{"name": "logits", "parameters": {"binary_data": True}},

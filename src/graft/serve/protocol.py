@@ -73,6 +73,11 @@ def _bytes_elements(raw: bytes, count: int, name: str) -> list[bytes]:
     return out
 
 
+def pack_bytes(blobs: list[bytes]) -> bytes:
+    """A binary BYTES tensor: each element a uint32 length (little-endian), then its bytes."""
+    return b"".join(struct.pack("<I", len(b)) + b for b in blobs)
+
+
 def _flatten(data: Any) -> list:
     if isinstance(data, list):
         return [x for d in data for x in _flatten(d)]
@@ -181,8 +186,7 @@ def encode_infer(request: Request, logits: np.ndarray, labels: list[str], model:
         spec = {"name": name, "datatype": "BYTES" if is_bytes else "FP32",
                 "shape": [len(value)] if is_bytes else list(value.shape)}
         if binary:
-            raw = (b"".join(struct.pack("<I", len(b)) + b for b in (s.encode() for s in value)) if is_bytes
-                   else value.astype("<f4").tobytes())
+            raw = pack_bytes([s.encode() for s in value]) if is_bytes else value.astype("<f4").tobytes()
             spec["parameters"] = {"binary_data_size": len(raw)}
             tail.append(raw)
         else:

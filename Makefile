@@ -75,7 +75,8 @@ run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, 
 	@$(MAKE) --no-print-directory run WS=image
 
 test: setup kserve-env lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
-	$(BIN)/python -m pytest
+	@# one worker per core, each test file whole on one worker (its module fixtures run once, its tests in order)
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle) and import-linter (the layers in pyproject.toml)
 	$(BIN)/ruff check src components pipelines tests bench conftest.py

@@ -4,7 +4,8 @@
 #      (made once, reused while that image exists);
 #   2. every wheel the image needs, prepared on the host: requirements.lock minus the developer tools, torch 2.13.0
 #      (CPU), and a wheel of graft itself (with the pipelines and components packages);
-#   3. `podman build --network none` from infra/Containerfile.
+#   3. `podman build --network none` from infra/Containerfile: the wheels and uv (the host venv's, to unpack them
+#      and compile their bytecode on every core) are bind-mounted into one RUN, so neither lands in a layer.
 # Usage: infra/build-image.sh [TAG]   (default localhost/graft:0.1.0; the work folder is .cache/image)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,7 +14,7 @@ BASE=localhost/graft-base:bookworm
 WORK=$ROOT/.cache/image
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 export CONTAINERS_CONF=$ROOT/infra/containers.conf
-DEV_ONLY='^(pytest|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources|tritonclient|gevent|geventhttpclient|brotli|python-rapidjson|zope.event|zope.interface)=='
+DEV_ONLY='^(pytest|pytest-xdist|execnet|uv|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources|tritonclient|gevent|geventhttpclient|brotli|python-rapidjson|zope.event|zope.interface)=='
 
 mkdir -p "$WORK"
 if ! podman image exists "$BASE"; then
@@ -39,9 +40,10 @@ rm -rf "$WORK/source" && mkdir -p "$WORK/source"  # graft's wheel is built from 
   | xargs -0 cp --parents -t "$WORK/source")
 wheel --no-build-isolation "$WORK/source"
 cp "$ROOT/infra/Containerfile" "$ROOT/params.yaml" "$CTX/"
+mkdir -p "$CTX/tools" && cp "$(dirname "$PY")/uv" "$CTX/tools/uv"
 mkdir -p "$CTX/pipelines" && cp -r "$ROOT/pipelines/compiled" "$CTX/pipelines/"
 
 echo ">> podman build --network none -t $TAG"
 podman build -q --network none --build-arg BASE="$BASE" -t "$TAG" -f "$CTX/Containerfile" "$CTX"
-podman image prune -f >/dev/null  # the build stage (3 GB) is not kept
+podman image prune -f >/dev/null  # the layers of a previous build of this tag are not kept
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$TAG"

@@ -24,7 +24,7 @@ export TOKENIZERS_PARALLELISM := false
 # one here, so both run the same stages.
 WS ?= .
 
-.PHONY: help setup kserve-env data run run-image curve multitask adapt test lint image kfp-compile kfp-run lock clean
+.PHONY: help setup kserve-env data run run-image curve multitask adapt test lint docs image kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,9 +74,13 @@ run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and 
 run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, in the image/ workspace
 	@$(MAKE) --no-print-directory run WS=image
 
-test: setup kserve-env lint  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
+test: setup kserve-env lint docs  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
 	@# one worker per core, each test file whole on one worker (its module fixtures run once, its tests in order)
 	$(BIN)/python -m pytest -n auto --dist loadfile
+
+docs: setup  ## Build the reference site from docs/ into site/ (mkdocs --strict: a broken link or page fails)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "docs: site/index.html"
 
 lint: setup  ## ruff (pyflakes, pycodestyle, isort, pydocstyle) and import-linter (the layers in pyproject.toml)
 	$(BIN)/ruff check src components pipelines tests bench conftest.py

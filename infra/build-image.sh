@@ -14,7 +14,7 @@ BASE=localhost/graft-base:bookworm
 WORK=$ROOT/.cache/image
 PY=${PYTHON:-$ROOT/.venv/bin/python}
 export CONTAINERS_CONF=$ROOT/infra/containers.conf
-DEV_ONLY='^(pytest|pytest-xdist|execnet|uv|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources|tritonclient|gevent|geventhttpclient|brotli|python-rapidjson|zope.event|zope.interface)=='
+DEV_ONLY='^(pytest|pytest-xdist|execnet|uv|mkdocs|mkdocs-[a-z-]+|mkdocstrings|mkdocstrings-python|griffelib|Markdown|babel|backrefs|ghp-import|mergedeep|paginate|pymdown-extensions|pyyaml_env_tag|watchdog|pluggy|iniconfig|ruff|playwright|greenlet|accelerate|kubernetes-validate|importlib_resources|tritonclient|gevent|geventhttpclient|brotli|python-rapidjson|zope.event|zope.interface)=='
 
 mkdir -p "$WORK"
 if ! podman image exists "$BASE"; then

@@ -37,7 +37,8 @@ def test_clean_splits_pass(cfg):
 def test_missing_label_column_is_one_schema_failure(cfg):
     report = validate_tables({"data": good().drop(columns="label")}, cfg, "data")
     assert failed(report) == [("data", "schema")]
-    assert "required column 'label' missing" in report.failures("f.csv")[0]
+    line = report.failures("f.csv")[0]  # the file's name for it (data.label_column), and the setting to change
+    assert "required column 'Author' missing" in line and "name the file's column in data.label_column" in line
 
 
 def test_unknown_label_is_named_with_its_row(cfg):
@@ -79,7 +80,7 @@ def registry_state(folder):
 
 
 @pytest.mark.parametrize("breakage, expected", [
-    ("no_label", "required column 'label' missing"),
+    ("no_label", "required column 'Author' missing"),
     ("unknown_label", "unknown label 'BernieSanders'"),
 ])
 def test_cli_rejects_bad_user_file_with_one_line_and_exit_1(tmp_path, breakage, expected):
@@ -105,8 +106,8 @@ def test_cli_rejects_bad_user_file_with_one_line_and_exit_1(tmp_path, breakage, 
 def test_cli_accepts_a_valid_parquet_file(tmp_path):
     data = tmp_path / "mine.parquet"
     good().to_parquet(data)
-    res = subprocess.run(["graft", "validate", "--params", str(ROOT / "params.yaml"), "--data", str(data)],
-                         capture_output=True, text=True)
+    res = subprocess.run(["graft", "validate", "--params", str(ROOT / "params.yaml"), "--data", str(data),
+                          "--file-only"], capture_output=True, text=True)  # 40 rows: no room for 1,000 test rows
     assert res.returncode == 0, res.stderr
     assert "checks passed" in res.stdout
 
@@ -133,10 +134,11 @@ def test_every_bad_file_has_an_expected_check():
 
 
 def validate_cli(path: Path, capsys) -> tuple[int, str]:
-    """`graft validate --data PATH` in this process (the subprocess tests above cover the console script)."""
+    """`graft validate --data PATH --file-only` in this process (the subprocess tests above cover the console
+    script; these files are too small for the default split sizes, which tests/unit/test_intake.py covers)."""
     from graft import cli
 
-    code = cli.main(["validate", "--params", str(ROOT / "params.yaml"), "--data", str(path)])
+    code = cli.main(["validate", "--params", str(ROOT / "params.yaml"), "--data", str(path), "--file-only"])
     return code, capsys.readouterr().err
 
 
@@ -170,6 +172,9 @@ def test_cli_reads_the_raw_corpus_columns(raw_file):
     res = subprocess.run(["graft", "validate", "--params", str(ROOT / "params.yaml"), "--data", str(raw_file)],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
+    # the splits prepare will make of it, checked as the validate stage checks them
+    assert "as prepared (prepare: train 500, validation 250, test 1000): all" in res.stdout
+    assert "prepare will write train=500 (smallest class" in res.stdout
 
 
 def version(mix: tuple[int, int]) -> dict[str, pd.DataFrame]:

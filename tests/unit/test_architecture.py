@@ -126,10 +126,10 @@ def test_the_dvc_deps_check_notices_a_missing_folder(graph):
     assert "graft.metrics.scores" in needed  # the best epoch is chosen by macro-F1: train depends on metrics
 
 
-def test_the_readme_contracts_are_the_output_models():
+def test_the_documented_contracts_are_the_output_models():
     from graft.core.outputs import contracts_markdown
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "contracts.md").read_text()
     block = text[text.index("<!-- contracts:start -->\n") + 25:text.index("<!-- contracts:end -->")]
     assert block == contracts_markdown()
 

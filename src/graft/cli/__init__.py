@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from graft import __version__
-from graft.cli import serving
+from graft.cli import data, serving
 from graft.cli.commands import COMMANDS
 from graft.core.errors import GraftError
 
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     v = stage("validate")
     v.add_argument("--data", help="a CSV, TSV, Parquet, JSON Lines or .tab file with text and label columns (images: "
                    "a folder of class folders, or a Parquet table of image bytes and labels)")
+    v.add_argument("--file-only", action="store_true", help="with --data: check the file alone, not also the "
+                   "splits prepare would make of it with the configured sizes")
     v.add_argument("--splits", help="a folder written by `graft prepare`")
     v.add_argument("--report", help="write the JSON report (each check: observed, threshold, passed) here")
     v.add_argument("--docs", help="write the Great Expectations Data Docs site and summary.html into this folder")
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
     serving.add_parser(sub)
+    data.add_parser(sub)
     pm = stage("promote", ("--reason", "why, recorded on the version"))
     pm.add_argument("--version", type=int, required=True, help="registered version to make the champion")
     stage("rollback").add_argument("--reason", default="rolled back by hand", help="recorded on the version")

@@ -55,34 +55,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 @command
-def cmd_validate(args: argparse.Namespace) -> int:
-    """Run the Great Expectations suite (and drift) on prepared splits, or the suite on one data file."""
-    from graft.data import tables
-    from graft.data.validate import run
-
-    cfg = _cfg(args)
-    if bool(args.data) == bool(args.splits):
-        raise GraftError("give exactly one of --data FILE or --splits DIR")
-    if args.data:
-        table, where = tables.read_table(args.data, cfg.data), args.data
-        # a file with a split column is checked as its splits (leakage included), otherwise as one table
-        named, train = (tables.by_split(table, where), "train") if "split" in table else ({"data": table}, "data")
-    else:
-        named, train, where = tables.read_splits(args.splits), "train", args.splits
-    target = tables.read_target(args.splits).get("target") if args.splits else None
-    report = run(named, cfg, where, train, args.report, args.docs, drift=bool(args.splits), target=target)
-    for line in report.warnings(where):
-        print(f"graft validate: WARNING: {line}", file=sys.stderr)
-    if not report.passed:
-        for line in report.failures(where):
-            print(f"graft validate: {line}", file=sys.stderr)
-        return 1
-    print(f"{where}: all {len(report.checks)} checks passed" + (f"; report: {args.docs}/summary.html"
-                                                                 if args.docs else ""))
-    return 0
-
-
-@command
 def cmd_select(args: argparse.Namespace) -> int:
     """Rank candidate backbones by LogME and a linear probe on frozen features, within budgets; pick the best."""
     from graft import select

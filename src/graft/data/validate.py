@@ -131,7 +131,26 @@ def risk(check: str, cfg: Config) -> str:
     return {**RISKS, **modalities.get(cfg.data.modality).risks}[check]
 
 
-def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table: pd.DataFrame) -> str:
+def _rows_cure(table: str, cfg: Config) -> str:
+    """What to change when a class has too few rows: the split's size in prepared (or forecast) splits."""
+    v = cfg.validate_
+    if table == "train":
+        return f"raise prepare.train_size ({cfg.prepare.train_size}) or lower validate.min_rows_per_class " \
+               f"({v.min_rows_per_class})"
+    return f"add rows of these classes, or lower validate.min_rows_per_class ({v.min_rows_per_class})"
+
+
+def _imbalance_cure(cfg: Config) -> str:
+    v = cfg.validate_
+    if cfg.train.class_weights == "balanced":
+        return f"raise validate.max_imbalance_ratio ({v.max_imbalance_ratio}) if this imbalance is real " \
+               "(train.class_weights is already balanced)"
+    return f"set train.class_weights: balanced and raise validate.max_imbalance_ratio ({v.max_imbalance_ratio}) " \
+           "if this imbalance is real"
+
+
+def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table: pd.DataFrame, name: str) -> str:
+    """The failure's detail line; where a setting is the cure, it names the setting and its current value."""
     own = modalities.get(cfg.data.modality).message(check, result, cfg.validate_, table)
     if own is not None:
         return own
@@ -140,14 +159,21 @@ def _detail(check: str, column: str, result: dict[str, Any], cfg: Config, table:
     shown = ", ".join(repr(v if not isinstance(v, str) or len(v) < 60 else v[:57] + "...") for v in values[:3])
     n, v = result.get("unexpected_count"), cfg.validate_
     observed = result.get("observed_value")
+    knob = {"label": "data.label_column", cfg.data.input_column: f"data.{cfg.data.input_column}_column"}.get(column)
+    given = getattr(cfg.data, knob.split(".")[1]) if knob else column
     messages = {
-        "schema": lambda: f"required column {column!r} missing (have: {', '.join(map(str, table.columns)) or 'none'})",
-        "row_count": lambda: f"{observed} rows, expected {v.min_rows} to {v.max_rows}",
+        "schema": lambda: f"required column {given!r} missing (have: {', '.join(map(str, table.columns)) or 'none'})"
+                          + (f"; name the file's column in {knob}" if knob else ""),
+        "row_count": lambda: f"{observed} rows, expected {v.min_rows} to {v.max_rows} (validate.min_rows, "
+                             "validate.max_rows)",
         "label_not_null": lambda: f"{n} row(s) with no label",
-        "label_in_set": lambda: f"{n} row(s) with unknown label {shown}; expected one of {cfg.data.labels}",
-        "min_rows_per_class": lambda: "class(es) below {} rows: {}".format(v.min_rows_per_class, ", ".join(
-            f"{table['label'][i]}={table['rows'][i]}" for i in result.get("partial_unexpected_index_list") or [])),
-        "imbalance_ratio": lambda: f"largest/smallest class is {observed:.1f}, above {v.max_imbalance_ratio}",
+        "label_in_set": lambda: f"{n} row(s) with unknown label {shown}; expected one of {cfg.data.labels} "
+                                "(add it to data.labels, or drop those rows)",
+        "min_rows_per_class": lambda: "class(es) below {} rows: {}; {}".format(v.min_rows_per_class, ", ".join(
+            f"{table['label'][i]}={table['rows'][i]}" for i in result.get("partial_unexpected_index_list") or []),
+            _rows_cure(name.split(":")[0], cfg)),
+        "imbalance_ratio": lambda: f"largest/smallest class is {observed:.1f}, above {v.max_imbalance_ratio}: "
+                                   + _imbalance_cure(cfg),
     }
     return messages.get(check, lambda: f"{n} bad row(s), e.g. {shown}")()
 
@@ -204,7 +230,7 @@ def _run(ctx, phase: str, tables: dict[str, pd.DataFrame], suites: dict[str, lis
                 observed=_observed(check, kwargs, res),
                 threshold={k: kwargs[k] for k in THRESHOLD_KEYS if kwargs.get(k) is not None} or None,
                 rows=[] if check == "min_rows_per_class" else list(res.get("partial_unexpected_index_list") or []),
-                detail="" if r.success else _detail(check, kwargs.get("column", ""), res, cfg, tables[name]),
+                detail="" if r.success else _detail(check, kwargs.get("column", ""), res, cfg, tables[name], name),
             ))
     return checks
 
@@ -278,3 +304,25 @@ def run(tables: dict[str, pd.DataFrame], cfg: Config, where: str, train: str = "
     if drift and result.passed:
         drift_store.save(prof, cfg.validate_.profile_dir)
     return result
+
+
+def forecast(table: pd.DataFrame, cfg: Config) -> tuple[Report, dict[str, pd.DataFrame]]:
+    """What `prepare` would make of a raw table with the configured sizes, validated as the `validate` stage would.
+
+    The table goes through the stage's own clean, cut-off and split (the same seed gives the same rows), so a class
+    too small for the training sample fails here, before anything trains. A class with no test row is a warning:
+    the stage accepts it, but its score cannot be measured.
+    """
+    from graft.data import prepare
+
+    splits = prepare.split(prepare.up_to(prepare.clean(table, cfg.data.modality), cfg.data.cutoff), cfg)
+    report = validate_tables(splits, cfg)
+    if report.passed:
+        missing = [lb for lb in cfg.data.labels if not (splits["test"]["label"].astype(str) == lb).any()]
+        if missing:
+            report.checks.append(Check(
+                name="test_rows_per_class", table="test", passed=True, warning=True, observed=0,
+                risk="a class with no test row has no measured score",
+                detail=f"no test row of {', '.join(missing)}; raise prepare.test_size ({cfg.prepare.test_size})"))
+    return report, splits
+

@@ -40,6 +40,7 @@ class Modality(ABC):
     drift_edges: list[float]
     package_files: tuple[str, ...] = ()  # files its ONNX package needs beside model.onnx and labels.json
     adaptations: tuple[str, ...] = ("dann", "self_training")  # the train.adapt methods that apply to it
+    column_key: str  # the data.* setting that names the file's example column (graft init writes it)
     adaptation_note: str = ""  # why the others do not (the config error says it)
 
     @property
@@ -55,6 +56,14 @@ class Modality(ABC):
     @abstractmethod
     def read_table(self, path: Path, cfg: DataConfig) -> pd.DataFrame:
         """A raw or user table with its columns renamed to graft's (`<column>`, `label`, `time`, `split`, ...)."""
+
+    def detect(self, path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+        """For `graft init`: `path` as read before any renaming, and its candidate example columns.
+
+        The candidates are the columns that could hold this modality's examples, best first (empty: none could);
+        None when this modality does not read such a path at all.
+        """
+        return None
 
     def materialize(self, dest: Path) -> Path:
         """Write the packaged default data set to `dest` (only for `default_data`)."""

@@ -3,7 +3,7 @@
 It is how graft itself calls `graft serve` (the gate's infra-validation, the serving benchmark): inputs go as one
 BYTES tensor with the binary tensor extension (each element a 4-byte little-endian length and its bytes, so texts
 and encoded images travel alike), `logits` come back as a binary FP32 tensor (bit-exact, no decimal round trip)
-and `label` as JSON. Any HTTP client that speaks V2 works as well (tritonclient, curl; README "Serving").
+and `label` as JSON. Any HTTP client that speaks V2 works as well (tritonclient, curl; docs/serving.md).
 """
 
 from __future__ import annotations

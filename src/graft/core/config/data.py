@@ -42,7 +42,7 @@ class DataConfig(Section):
                           "simulates new data arriving. Needs time_column.")
 
     target: TargetConfig | None = Field(
-        None, description="The target domain (README \"Adapting to a new domain\"): skew is measured against it, "
+        None, description="The target domain (docs/adaptation.md): skew is measured against it, "
         "train.adapt uses its inputs, and evaluate/gate judge on its labeled test set. Unset: no target domain.")
 
     @model_validator(mode="after")

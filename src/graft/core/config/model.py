@@ -64,7 +64,7 @@ class SelfcheckConfig(Section):
 
 
 class AdaptConfig(Section):
-    """The knobs of the domain-adaptation methods (`train.adapt`); README "Adapting to a new domain"."""
+    """The knobs of the domain-adaptation methods (`train.adapt`); docs/adaptation.md."""
 
     max_target_ratio: float = Field(2.0, gt=0, description="every method: at most this many target inputs per "
                                     "source training row (a seeded sample of a larger pool); bounds the cost.")

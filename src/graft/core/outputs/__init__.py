@@ -2,7 +2,7 @@
 
 Each file is written through its model (`write`) and validated when read (`read`), so a corrupt, truncated or
 old-format file stops the reader with one line naming the file and the field, never a `KeyError` three modules
-later. The README's "contracts" section is generated from these models (`contracts_markdown`).
+later. docs/contracts.md is generated from these models (`contracts_markdown`).
 """
 
 from __future__ import annotations
@@ -271,7 +271,7 @@ def read(path: str | Path, kind: str) -> dict:
 
 
 def contracts_markdown() -> str:
-    """The README's contracts section: each output file, its fields and their types."""
+    """The contracts page (docs/contracts.md): each output file, its fields and their types."""
     lines = []
     for kind, model in KINDS.items():
         if kind == "baseline":

@@ -27,11 +27,16 @@ class ImageModality(Modality):
     drift_measure = "image brightness"
     drift_edges = BRIGHTNESS_EDGES
     adaptations = ("adabn", "dann", "self_training")
+    column_key = "image_column"  # the data.* setting naming its column in a user's file
     adaptation_note = "tapt is masked-language-model training of a text encoder"
 
     def read_table(self, path: Path, cfg: DataConfig) -> pd.DataFrame:
         """A folder of class folders, or a Parquet table of image bytes: (image, label, path[, split])."""
         return pixels.read_table(path, cfg.image_column, cfg.label_column, cfg.split_column)
+
+    def detect(self, path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+        """A folder of class folders (its `image` column), or a Parquet table and its columns of encoded bytes."""
+        return pixels.detect(path)
 
     def materialize(self, dest: Path) -> Path:
         """Write Fashion-MNIST (Debian's dataset-fashion-mnist) as a Parquet table of PNGs to `dest`."""

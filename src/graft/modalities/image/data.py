@@ -76,12 +76,13 @@ def message(check: str, result: dict, v: ValidateConfig, table: pd.DataFrame) ->
     files = ", ".join(str(table["path"][i]) for i in index[:3]) if "path" in table.columns else shown
     messages = {
         "image_decodable": lambda: f"{n} file(s) cannot be decoded as images: {'; '.join(map(str, values[:3]))}",
-        "image_size": lambda: f"{n} image(s) outside {v.min_image_side}..{v.max_image_side} pixels a side: {files}",
+        "image_size": lambda: f"{n} image(s) outside {v.min_image_side}..{v.max_image_side} pixels a side: {files} "
+                                "(validate.min_image_side, validate.max_image_side)",
         "image_channels": lambda: f"{n} image(s) with {shown} channels (expected 1, 3 or 4): {files}",
         "image_dtype": lambda: f"{n} image(s) with {shown} pixels (expected 8-bit): {files}",
         "image_not_blank": lambda: f"{n} constant image(s) (every pixel equal): {files}",
         "exact_duplicates": lambda: f"only {observed:.1%} of images are distinct (at most "
-                                    f"{v.max_duplicate_fraction:.0%} may repeat)",
+                                    f"{v.max_duplicate_fraction:.0%} may repeat: validate.max_duplicate_fraction)",
         "no_train_overlap": lambda: f"{n} image(s) also in train (same bytes), e.g. {files}",
     }
     return messages[check]() if check in messages else None

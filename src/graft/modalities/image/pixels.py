@@ -76,6 +76,19 @@ def pixels(blobs: list[bytes], size: int) -> np.ndarray:
     return out
 
 
+def detect(path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+    """`path` as image data (None: neither a folder nor a Parquet file) and the columns holding encoded images."""
+    if path.is_dir():
+        return read_folder(path), ["image"]
+    if not path.is_file() or path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise GraftError(f"{path}: format: cannot read the table: {str(exc).splitlines()[0]}") from None
+    return df, [str(c) for c in df.columns if (v := df[c].dropna()).size and isinstance(v.iloc[0], bytes)]
+
+
 def read_folder(root: Path) -> pd.DataFrame:
     """A folder of class folders (`root/<label>/*.png`), optionally under split folders (`root/train/<label>/`)."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))

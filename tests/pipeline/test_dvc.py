@@ -1,10 +1,13 @@
-"""`dvc repro` of the real dvc.yaml in a temporary copy of the project, on the shrunk config."""
+"""`dvc repro` of the real dvc.yaml in a temporary copy of the project, on the shrunk config.
+
+The regression refusal and the image workspace run in test_dvc_regression.py and test_dvc_image.py, each on its own
+copy, so that pytest's workers run them beside this file.
+"""
 
 import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,45 +18,17 @@ import yaml
 from graft.core import config
 from graft.core.artifacts import read_json
 from graft.promote import registry
+from tests.pipeline.dvc_project import new_project, sh
 from tests.shrink import ROOT, shrunk_image_params, shrunk_params, write_params
 
 pytestmark = pytest.mark.slow
 
 
-def sh(*cmd, cwd, check=True, env=None):
-    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env)
-    if check and res.returncode:
-        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
-    return res
-
-
-def copy_code(tmp: Path) -> None:
-    """The code a checkout has: src/, bin/graft (what dvc.yaml's commands run), data/target/ and a link to the venv."""
-    shutil.copytree(ROOT / "src", tmp / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copytree(ROOT / "bin", tmp / "bin")
-    for target in ("data/target", "image/data/target"):  # each workspace's folder for data.target (a prepare dep)
-        shutil.copytree(ROOT / target, tmp / target)
-    (tmp / ".venv").symlink_to(Path(sys.prefix))
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    """A git + DVC copy of the project with the shrunk params and the pinned raw data in place."""
-    tmp = tmp_path_factory.mktemp("project")
-    for name in ("dvc.yaml", "data.dvc", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, tmp / name)
-    copy_code(tmp)
-    (tmp / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
-    params = shrunk_params(tmp)
-    params["validate"]["profile_dir"] = "data/profiles"  # a DVC out: inside the project, relative
-    write_params(tmp, params)
-    sh("git", "init", "-q", cwd=tmp)
-    sh("graft", "materialize", cwd=tmp)
-    assert "modified" not in sh("dvc", "status", "data.dvc", cwd=tmp).stdout  # the copy matches the pin
-    sh("dvc", "commit", "-q", "-f", "data.dvc", cwd=tmp)
-    first = sh("dvc", "repro", cwd=tmp)
-    return tmp, first
+    """A git + DVC copy of the project with the shrunk params and the pinned raw data, after a first `dvc repro`."""
+    tmp = new_project(tmp_path_factory.mktemp("project"))
+    return tmp, sh("dvc", "repro", cwd=tmp)
 
 
 def test_repro_runs_every_stage_then_nothing(project):
@@ -178,50 +153,6 @@ def test_changed_raw_data_is_detected_against_data_dvc(project):
     assert "modified" in sh("dvc", "status", "data.dvc", cwd=tmp).stdout
 
 
-def test_a_candidate_that_learned_nothing_is_refused_as_a_regression(project):
-    """A good run becomes champion; then a run whose learning rate is 1e-12 (its weights never move) is refused."""
-    tmp, _ = project
-    params = shrunk_params(tmp)
-    params["validate"]["profile_dir"] = "data/profiles"
-    params["data"]["cutoff"] = "2016-09-30"
-    params["train"].update(epochs=4, learning_rate=3e-4)  # a real model even on 120 rows (macro-F1 ~0.8)
-    write_params(tmp, params)
-    sh("dvc", "repro", "gate", cwd=tmp)  # what `make run` runs: the promotion path, not the curve experiment
-    reg = config.load(tmp / "params.yaml").registry
-    good = registry.champion(reg)["version"]
-    assert read_json(tmp / "metrics" / "gate.json")["registered"]["version"] == good
-    params["train"].update(learning_rate=1e-12, head_learning_rate=1e-12)
-    write_params(tmp, params)
-    res = sh("dvc", "repro", "gate", cwd=tmp, check=False)
-    assert res.returncode != 0 and "Running stage 'gate'" in res.stdout
-    refusal = [line for line in res.stderr.splitlines() if line.startswith("graft gate: FAILED")]
-    assert len(refusal) == 1 and "non_regression" in refusal[0] and "REGRESSION" in refusal[0]
-    verdict = read_json(tmp / "metrics" / "gate.json")
-    assert verdict["passed"] is False and verdict["registered"] is None
-    assert registry.champion(reg)["version"] == good
-    client = __import__("mlflow").MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
-    assert max(int(v.version) for v in client.search_model_versions(f"name = '{reg.model_name}'")) == good
-    out = sh("graft", "report", "--metrics-dir", "metrics", "--splits", "data/prepared", "--out", "reports/run.html",
-             cwd=tmp).stdout
-    assert "reports/run.html" in out and "reports/runs.html" in out
-    assert "<b>REFUSED</b>" in (tmp / "reports" / "run.html").read_text()
-    index = (tmp / "reports" / "runs.html").read_text()
-    assert "refused: non_regression" in index and f"promoted as v{good} (champion)" in index
-
-
-def test_editing_a_module_train_imports_makes_train_stale(project):
-    tmp, _ = project
-    scores = tmp / "src" / "graft" / "metrics" / "scores.py"  # train picks its best epoch by macro-F1
-    original = scores.read_text()
-    assert "Data and pipelines are up to date" in sh("dvc", "status", "train", cwd=tmp).stdout
-    scores.write_text(original + "\n# an edit\n")
-    try:
-        status = sh("dvc", "status", "train", cwd=tmp).stdout
-        assert "train:" in status and "modified:" in status and "src/graft/metrics" in status
-    finally:
-        scores.write_text(original)
-
-
 def dvc_without_venv(*args, cwd):
     """dvc started by path with the venv's bin/ off PATH, as from a plain shell: no error, nothing on stderr."""
     venv_bin = Path(sys.prefix, "bin").resolve()
@@ -288,41 +219,3 @@ def test_dvc_experiments_and_diffs_against_the_last_commit(project):
     f1 = metrics_diff["metrics/evaluate.json"]["finetune.macro_f1"]
     assert f1["old"] is not None and f1["new"] is not None  # the committed revision's metrics were read
     assert json.loads(dvc_without_venv("plots", "diff", "HEAD", "--json", cwd=tmp))  # both revisions' curves
-
-
-@pytest.fixture(scope="module")
-def image_project(tmp_path_factory, image_raw):
-    """The project copy with its image/ workspace as the repository has it (its dvc.yaml a copy, src a link up)."""
-    tmp = tmp_path_factory.mktemp("image-project")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, tmp / name)
-    copy_code(tmp)
-    (tmp / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
-    write_params(tmp, shrunk_params(tmp))  # DVC parses every dvc.yaml of the repository, the text one included
-    ws = tmp / "image"
-    ws.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "image" / "dvc.yaml", ws / "dvc.yaml")
-    assert (ROOT / "image" / "src").is_symlink()
-    (ws / "src").symlink_to(Path("..") / "src")
-    (ws / "data" / "raw").mkdir(parents=True)
-    shutil.copy(image_raw, ws / "data" / "raw" / image_raw.name)
-    params = shrunk_image_params(ws)
-    params["data"]["raw"] = f"data/raw/{image_raw.name}"
-    params["validate"]["profile_dir"] = "data/profiles"
-    write_params(ws, params)
-    sh("git", "init", "-q", cwd=tmp)
-    return ws, sh("dvc", "repro", "gate", cwd=ws)
-
-
-def test_the_image_workspace_runs_the_same_stages(image_project):
-    ws, first = image_project
-    for stage in ("prepare", "validate", "select", "train", "baseline", "selfcheck", "evaluate", "export", "gate"):
-        assert f"Running stage '{stage}'" in first.stdout
-    assert (ws / "dvc.lock").is_file() and not (ws.parent / "dvc.lock").exists()
-    evaluation = read_json(ws / "metrics" / "evaluate.json")
-    assert evaluation["classical"]["method"].startswith("small CNN")
-    gate = read_json(ws / "metrics" / "gate.json")
-    assert gate["passed"] and gate["registered"]["model_name"] == "graft-image"
-    assert read_json(ws / "models" / "onnx" / "graft_model.json")["modality"] == "image"
-    assert "Running stage" not in sh("dvc", "repro", "gate", cwd=ws).stdout

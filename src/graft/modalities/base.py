@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
@@ -140,8 +141,12 @@ class Modality(ABC):
         return {}
 
     @abstractmethod
-    def serving(self, folder: Path, meta: dict) -> Callable[[list], dict]:
-        """Torch-free preprocessing of a package: items -> the ONNX model's numpy inputs."""
+    def serving(self, folder: Path, meta: dict) -> Callable[[list], list[tuple[np.ndarray, dict]]]:
+        """Torch-free preprocessing of a package: items -> [(row positions, the ONNX model's numpy inputs)].
+
+        One ONNX Runtime call per part; a modality whose inputs differ in size splits a batch so that little of
+        it is padding (texts: graft.modalities.text.calls), the others return one part of every row.
+        """
 
     def serving_input(self, line: str) -> tuple[Any, dict]:
         """One input line of `graft predict` -> (the item, fields echoed in its output line)."""

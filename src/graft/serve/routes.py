@@ -137,7 +137,8 @@ def build(server):
     async def infer(request: Request, name: str, version: str | None = None):
         tag(request, "infer")
         server.check_model(name, version)
-        body = await _body(request, limit)
+        with server.batcher.arriving():  # a batch being formed may wait for this request
+            body = await _body(request, limit)
         content, headers = await server.infer(body, request.headers.get(HEADER))
         media = "application/octet-stream" if headers else "application/json"
         return Response(content, media_type=media, headers=headers)

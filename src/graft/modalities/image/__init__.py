@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from graft.core.config import Candidate, Config, DataConfig, ValidateConfig
@@ -120,10 +121,10 @@ class ImageModality(Modality):
         values = processor(items)["pixel_values"].numpy()
         return [{"pixel_values": values[i:i + CALIBRATION_BATCH]} for i in range(0, len(values), CALIBRATION_BATCH)]
 
-    def serving(self, folder: Path, meta: dict) -> Callable[[list], dict]:
-        """Pillow + numpy, the same function training uses."""
+    def serving(self, folder: Path, meta: dict) -> Callable[[list], list[tuple[np.ndarray, dict]]]:
+        """Pillow + numpy, the same function training uses; images are all one size, so one call for all."""
         size = int(meta["image_size"])
-        return lambda blobs: {"pixel_values": pixels.pixels(blobs, size)}
+        return lambda blobs: [(np.arange(len(blobs)), {"pixel_values": pixels.pixels(blobs, size)})]
 
     def serving_input(self, line: str) -> tuple[Any, dict]:
         """An input line names an image file: its bytes, checked to decode (one clear error if not)."""

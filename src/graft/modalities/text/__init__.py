@@ -126,19 +126,21 @@ class TextModality(Modality):
         processor.tokenizer.backend_tokenizer.save(str(folder / "tokenizer.json"))
         return {"pad_token": processor.tokenizer.pad_token}
 
-    def serving(self, folder: Path, meta: dict) -> Callable[[list], dict]:
-        """Tokenizers (no torch, no transformers): truncation at max_length and padding to the batch's longest."""
+    def serving(self, folder: Path, meta: dict) -> Callable[[list], list[tuple[np.ndarray, dict]]]:
+        """Tokenizers (no torch, no transformers): truncation at max_length; texts of similar length share a call."""
         from tokenizers import Tokenizer
+
+        from graft.modalities.text import calls
 
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         tokenizer.enable_truncation(max_length=int(meta["max_length"]))
         pad = tokenizer.token_to_id(meta.get("pad_token", "[PAD]")) or 0
         tokenizer.enable_padding(pad_id=pad, pad_token=meta.get("pad_token", "[PAD]"))
 
-        def feeds(texts: list) -> dict:
+        def feeds(texts: list) -> list[tuple[np.ndarray, dict]]:
             enc = tokenizer.encode_batch(texts)
-            return {"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)}
+            return calls.split({"input_ids": np.array([e.ids for e in enc], dtype=np.int64),
+                                "attention_mask": np.array([e.attention_mask for e in enc], dtype=np.int64)})
 
         return feeds
 

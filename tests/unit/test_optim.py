@@ -99,3 +99,35 @@ def test_explicit_settings_win_and_a_missing_gpu_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(GraftError, match="no CUDA device"):
             hardware.resolve(TrainConfig(device="cuda"))
+
+
+MMAPPED_AFTER_ALLOC = """
+import ctypes, sys
+import torch
+from graft.core import hardware
+
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Mallinfo2
+applied = hardware.keep_freed_memory() if sys.argv[1] == "keep" else None
+before = libc.mallinfo2().hblkhd
+block = torch.zeros(64 << 18)  # 64 MB of float32
+print(applied, libc.mallinfo2().hblkhd - before >= 64 << 20)
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "confstr") or "glibc" not in
+                    __import__("os").confstr("CS_GNU_LIBC_VERSION").lower(), reason="glibc's malloc only")
+def test_large_tensors_come_from_the_heap_once_freed_memory_is_kept():
+    import subprocess
+    import sys
+
+    def mapped(mode: str) -> str:
+        return subprocess.run([sys.executable, "-c", MMAPPED_AFTER_ALLOC, mode], capture_output=True, text=True,
+                              check=True).stdout.split()
+
+    assert mapped("default") == ["None", "True"]  # glibc's default: a 64 MB block is a fresh mapping
+    assert mapped("keep") == ["True", "False"]  # kept: it comes from the heap, where freed blocks are reused

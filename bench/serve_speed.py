@@ -152,5 +152,6 @@ def main() -> None:
     print(f"batching 2 ms (the default) at concurrency 1: p50 {default:.2f} ms, {default - p50 - http:+.2f} ms over "
           f"in-process + HTTP (target within 1 ms: a lone request does not wait for the batch delay)")
 
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,15 +62,11 @@ def keep_freed_memory() -> bool:
     and a MiniLM epoch 7.2 s without this and 6.4 s with it (medians of 3 fresh processes). Raising the thresholds keeps
     such blocks in the heap (docs/training.md). Other C libraries: nothing to do, False.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        mallopt = libc.mallopt if libc is not None and hasattr(libc, "gnu_get_libc_version") else None
-    except OSError:
-        mallopt = None
-    if mallopt is None:
+    libc = ctypes.CDLL(None)  # the symbols this process already has loaded, the C library's among them
+    if not hasattr(libc, "gnu_get_libc_version"):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, KEEP_BLOCKS_BELOW)) and bool(mallopt(M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_BELOW))
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP_BLOCKS_BELOW)) and \
+        bool(libc.mallopt(M_TRIM_THRESHOLD, 4 * KEEP_BLOCKS_BELOW))
 
 
 def resolve(cfg: TrainConfig) -> Hardware:

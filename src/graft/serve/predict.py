@@ -61,13 +61,8 @@ class Package:
 
     def logits(self, items: list) -> np.ndarray:
         """Raw logits for a batch of inputs (texts, or encoded image files): one ONNX call per modality part."""
-        parts = self.feeds(items)
-        if len(parts) == 1:
-            rows, feeds = parts[0]
-            z = self.session.run(["logits"], feeds)[0]
-            return z if np.array_equal(rows, np.arange(len(items))) else z[np.argsort(rows)]
         out = np.empty((len(items), len(self.labels)), dtype=np.float32)
-        for rows, feeds in parts:
+        for rows, feeds in self.feeds(items):
             out[rows] = self.session.run(["logits"], feeds)[0]
         return out
 

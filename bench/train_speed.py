@@ -12,10 +12,13 @@ Two comparisons, each measured the same way for both sides:
   validation macro-F1).
 Trainer runs with DataCollatorWithPadding and length-grouped batches (`train_sampling_strategy="group_by_length"`,
 formerly `group_by_length=True`), at its CPU default (fp32) and with bf16=True (CPU autocast, its strongest
-setting here). graft uses length-bucketed dynamic padding and bf16 autocast where the CPU has it natively.
+setting here). graft uses length-bucketed dynamic padding and, where the CPU has native bf16, a bf16 copy of the model
+with fp32 master weights (graft.train.precision).
 `graft-fe` is graft's `feature_extraction` mode (frozen backbone, features from the content-addressed cache that
 selection fills, head lr 1e-3): its head-training time against the full fine-tune's (target < 10%).
-Then each model is scored on the test split. The parent also measures the machine's matmul peak (fp32 and bf16,
+Every child imports transformers (AutoModel, Trainer) before any clock starts, so neither side's whole job
+includes importing libraries. Then each model is scored on the test split.
+The parent also measures the machine's matmul peak (fp32 and bf16,
 2048^3) and reports graft's effective GFLOP/s: 6 x non-embedding parameters x real (unpadded) tokens, plus the
 attention score and value products, over the training loop's time.
 Each contender runs --repeats times (default 3), interleaved (A B C ... A B C ...), each run a fresh process; the
@@ -135,6 +138,9 @@ def run_trainer(cfg, splits, cand, out: Path, bf16: bool, duties: bool) -> dict:
 def child(args) -> None:
     """Run one contender in this process and print its result as JSON."""
     cfg, splits, cand = setup(args)
+    # every contender starts its clock with the same libraries imported (Trainer's run imports its own up front)
+    from transformers import AutoModel, Trainer  # noqa: F401
+
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"
         if args.child.startswith("graft"):

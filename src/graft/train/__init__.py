@@ -1,7 +1,8 @@
 """The `train` and `baseline` stages: one loop (graft.train.loop); `init_from` is the only difference between them.
 
-Also home to what the loop needs: transfer modes and optimizers (optim), CPU dropout masks (dropout), resumable
-checkpoints (checkpoint) and data-parallel workers (distributed).
+Also home to what the loop needs: transfer modes and optimizers (optim), CPU dropout masks (dropout), the bf16
+compute copy with fp32 master weights (precision), embedding gradients without zeroing the whole table
+(embedding_grads), resumable checkpoints (checkpoint) and data-parallel workers (distributed).
 """
 
 from __future__ import annotations

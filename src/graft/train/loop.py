@@ -2,9 +2,10 @@
 
 `pretrained` fine-tunes the selected backbone; `scratch` trains the same architecture from random weights with the
 same data, split, seed, recipe and budget, so the comparison is fair by construction (nanoGPT's `init_from`).
-The loop pads each batch to its own longest text and groups texts of similar length (group_by_length), runs in bf16
-autocast where the hardware has it, keeps the best epoch by validation macro-F1, can stop early, and writes a
-resumable checkpoint (graft.checkpoint) so a killed run continues where it stopped with the same result.
+The loop pads each batch to its own longest text and groups texts of similar length (group_by_length), steps a bf16
+copy of the model with fp32 master weights where the hardware has native bf16 (graft.train.precision), keeps the
+best epoch by validation macro-F1, can stop early, and writes a resumable checkpoint (graft.checkpoint) so a killed
+run continues where it stopped with the same result.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from graft.core.hardware import Hardware, resolve
 from graft.metrics.scores import label_ids
 from graft.modalities.base import Modality
 from graft.models.classifier import Classifier
-from graft.train import adapt, checkpoint, distributed, dropout, optim
+from graft.train import adapt, checkpoint, distributed, dropout, embedding_grads, optim, precision
 from graft.train.batching import bucketed
 from graft.train.inputs import Inputs, Tasks, inputs, validate
 
@@ -47,12 +48,20 @@ class Loop:
     """One training run's moving parts; `state()` / `restore()` make it resumable."""
 
     def __init__(self, model: Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
-                 steps_per_epoch: int, hw: Hardware, net=None, world: distributed.World = distributed.World(),
+                 steps_per_epoch: int, hw: Hardware, world: distributed.World = distributed.World(),
                  method: adapt.Method | None = None, ctx: adapt.Context | None = None):
         t = cfg.train
         self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
         self.method, self.ctx, self.total = method or adapt.Method(), ctx, steps_per_epoch * t.epochs
-        self.net, self.world = net or model, world  # net: what the training step calls (DDP with several workers)
+        # net: what the training step calls. Several workers: DDP around the model. One, in bf16: a bf16 copy whose
+        # gradients go to the model's fp32 master weights (graft.train.precision). Head-only training on cached
+        # features never runs the backbone, so it keeps autocast.
+        self.compute = None
+        if world.size == 1 and hw.precision == "bf16" and t.mode != "feature_extraction":
+            self.compute = precision.Compute(model)
+        self.net = self.compute.net if self.compute else distributed.wrap(model, hw, world)
+        self.rows = embedding_grads.RowGrads(self.net) if world.size == 1 else None
+        self.world = world
         self.opt = optim.optimizer(model, t)
         self.sched = optim.scheduler(self.opt, t, steps_per_epoch * t.epochs)
         self.loss_fns = {k: optim.loss_fn(t, ys[k], len(v)) for k, v in tasks.items()}
@@ -81,13 +90,15 @@ class Loop:
         for key in ("epoch", "position", "step", "batches", "running", "history", "best", "stale"):
             setattr(self, key, state[key])
         self.method.load_state_dict(state["adapt"])
+        if self.compute:
+            self.compute.from_master(everything=True)
         if self.best and self.best["weights"] is None:
             self.best["weights"] = copy.deepcopy(self.model.state_dict())
 
     def train_batches(self, data: Inputs, ys: dict[str, torch.Tensor], save) -> None:
         """Run the rest of the current epoch's batches (from `position`), stepping every grad_accum batches."""
         t, run = self.t, self.running
-        self.model.train()
+        self.net.train()
         bar = tqdm(total=len(self.batches), initial=self.position, unit="batch",
                    disable=None if self.world.main else True,
                    desc=f"epoch {self.epoch}/{t.epochs}")
@@ -104,17 +115,25 @@ class Loop:
             targets = {k: ys[k][idx].to(self.hw.device) for k in self.tasks}
             loss = sum(self.weights[k] * self.loss_fns[k].to(self.hw.device)(logits[k], targets[k]) for k in self.tasks)
             ((loss + extra) / t.grad_accum_steps).backward()
+            if self.compute:
+                self.compute.to_master()
             run["loss"] += loss.item() * len(idx)
             first = next(iter(self.tasks))  # the running train accuracy is the first task's
             run["correct"] += int((logits[first].argmax(1) == targets[first]).sum())
             run["seen"] += len(idx)
             self.position += 1
             if self.position % t.grad_accum_steps == 0 or self.position == len(self.batches):
+                if self.rows:
+                    self.rows.densify()
                 trainable = [p for p in self.model.parameters() if p.requires_grad]
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0, foreach=True)  # one call, not one per tensor
                 self.opt.step()
                 self.sched.step()
                 self.opt.zero_grad(set_to_none=True)
+                if self.rows:
+                    self.rows.clear()
+                if self.compute:
+                    self.compute.from_master()
                 self.method.step()
                 self.step += 1
                 if t.checkpoint_every_steps and self.step % t.checkpoint_every_steps == 0:
@@ -193,8 +212,7 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     # tapt changes the encoder before training: a resumed run restores its weights from the checkpoint instead
     adaptation = {"method": method.name, **({"target_pool": pool} if method.name != "none" else {}),
                   **(method.before(ctx) if not state or method.name != "tapt" else {})}
-    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, distributed.wrap(model, hw, world), world,
-                method, ctx)
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, world, method, ctx)
     resumed = None
     if state:
         loop.restore(state, gen)

@@ -122,8 +122,9 @@ class TrainConfig(Section):
     checkpoint_every_steps: int | None = Field(
         None, ge=1, description="Write a resumable checkpoint every N optimizer steps (null: every epoch).")
     precision: Literal["auto", "bf16", "fp32"] = Field(
-        "auto", description="auto: bf16 autocast where the hardware has native bf16 (AVX512-BF16/AMX, or a "
-        "bf16-capable GPU), fp32 otherwise.")
+        "auto", description="auto: bf16 where the hardware has native bf16 (AVX512-BF16/AMX, or a bf16-capable "
+        "GPU), fp32 otherwise. In bf16 one training process steps a bf16 copy of the model under autocast while "
+        "the optimizer, checkpoints and the saved model keep fp32 master weights.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when present, else CPU.")
     threads: int | None = Field(None, ge=1, description="CPU threads (null: the cores this process may use).")
     adapt: Literal["none", "adabn", "dann", "self_training", "tapt"] = Field(

@@ -6,9 +6,9 @@ gradient clipping at 1.0, dropout 0.2 before a new linear head, seed 42) on the 
 `image/` (1,000 Fashion-MNIST images at 128 px), for the same epochs:
 - `graft`: `train.fit` exactly as the `train` stage calls it (its loop time is the epochs without their validation
   passes and checkpoints);
-- `reference`: the same classifier (graft's builder, so the same weights and head) trained by a plain loop: fp32,
-  NCHW, torch's own dropout, `torch.optim.AdamW` at its defaults, the pixels decoded once up front, shuffled
-  batches, no validation.
+- `reference`: the same classifier (the package's EfficientNet with the same weights, graft's pooling and head)
+  trained by a plain loop: fp32, NCHW, torch's own dropout, `torch.optim.AdamW` at its defaults, the pixels
+  decoded once up front, shuffled batches, no validation.
 Each contender runs --repeats times (default 3), interleaved, each in a fresh process; printed: the loop's images/s
 (median, min..max), test accuracy on the 1,000 test images, peak resident memory, and the ratio of medians.
 Target: graft >= 2x the reference's images/s within 1 point of accuracy.
@@ -70,16 +70,24 @@ def run_graft(cfg, splits, cand, out: Path) -> dict:
 def run_reference(cfg, splits, cand) -> dict:
     """The plain loop: fp32, NCHW, torch's dropout and AdamW, the same model, data order seed and recipe."""
     import torch
+    from efficientnet_lite_pytorch import EfficientNet
 
     from graft import modalities as gm
     from graft.metrics.scores import label_ids
+    from graft.modalities.image.model import ImageClassifier, ImageProcessor, image_weights
     from graft.train import optim
 
     t = cfg.train
     start = time.perf_counter()
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(len(__import__("os").sched_getaffinity(0)))
-    processor, net = gm.get("image").build(cand, {"label": len(cfg.data.labels)}, "pretrained", cfg)
+    # the package's model as a user would build it (graft's builder also moves symmetric "same" padding into the
+    # convolutions): the same weights, then graft's pooling and head, initialized from the same seed
+    arch, path = image_weights(cand)
+    encoder = EfficientNet.from_name(arch, image_size=t.image_size, batch_norm_momentum=0.9)
+    encoder.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net = ImageClassifier(encoder, len(cfg.data.labels), t.dropout, t.image_size)
+    processor = ImageProcessor(t.image_size)
     x = processor(gm.get("image").examples(splits["train"]))["pixel_values"]
     y = torch.tensor(label_ids(splits["train"]["label"], list(cfg.data.labels)))
     opt = torch.optim.AdamW(optim.param_groups(net, t), lr=t.learning_rate)

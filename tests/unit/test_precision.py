@@ -139,3 +139,47 @@ def test_small_or_frozen_tables_are_left_dense():
     model[1].weight.requires_grad_(False)
     assert RowGrads(model).tables == []
     assert not model[0].sparse and not model[1].sparse
+
+
+def test_depthwise_convolutions_stay_fp32_and_their_gradients_are_an_fp32_backward():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 4, 3, stride=1, padding=1, groups=4)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), conv)
+    compute = Compute(model)
+    assert compute.net[1].weight is conv.weight and conv.weight.dtype == torch.float32
+    assert compute.net[0].weight.dtype == torch.bfloat16  # an ordinary convolution is copied in bf16
+    seen = {}
+    compute.net[1].register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
+    pixels = torch.randn(2, 3, 6, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = compute.net(pixels)
+    assert out.dtype == torch.bfloat16 and seen["out"].grad_fn.name() == "_Fp32BackwardBackward"
+    seen["x"].retain_grad()
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    wide = dict(dtype=torch.float32, memory_format=torch.channels_last)
+    gx, gw, gb = torch.ops.aten.convolution_backward(grad.to(**wide), seen["x"].to(**wide), conv.weight.to(**wide),
+                                                     [4], [1, 1], [1, 1], [1, 1], False, [0, 0], 4, [True] * 3)
+    assert torch.equal(conv.weight.grad, gw) and torch.equal(conv.bias.grad, gb)  # fp32, straight into the master
+    assert torch.equal(seen["x"].grad, gx.to(torch.bfloat16))
+    with torch.no_grad():  # the forward pass: bf16 weights on the bf16 input
+        low = nn.functional.conv2d(seen["x"], conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16),
+                                   padding=1, groups=4)
+    assert torch.equal(out, low)
+
+
+def test_symmetric_same_padding_moves_into_the_convolution_with_the_same_outputs():
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from graft.modalities.image.model import pad_in_convolutions
+
+    torch.manual_seed(0)
+    stock = EfficientNet.from_name("efficientnet-lite0", image_size=64).eval()
+    folded = pad_in_convolutions(copy.deepcopy(stock))
+    pads = [m for m in folded.modules() if isinstance(getattr(m, "static_padding", None), nn.ZeroPad2d)]
+    assert pads and all(tuple(m.stride) == (2, 2) for m in pads)  # only the asymmetric (stride-2) ones keep a pad layer
+    assert sum(isinstance(getattr(m, "static_padding", None), nn.ZeroPad2d) for m in stock.modules()) > len(pads)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(stock(x), folded(x))
+    assert stock.state_dict().keys() == folded.state_dict().keys()

@@ -37,6 +37,8 @@ def setup(args):
 
     base = config.load(args.params).to_dict()
     base["train"].update(epochs=args.epochs, mode="finetune", early_stopping_patience=None)
+    if args.seed is not None:
+        base["seed"] = args.seed
     cfg = config.from_dict(base)
     cand = next((c for c in cfg.select.candidates if c.name == args.backbone), None)
     if cand is None:
@@ -131,15 +133,24 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet-lite1")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--repeats", type=int, default=3, help="runs per contender, interleaved")
+    ap.add_argument("--seeds", choices=("same", "per-repeat"), default="same",
+                    help="same: every run uses params' seed; per-repeat: repeat r runs seed + r for both contenders, "
+                         "so the accuracy medians are over seeds (one seed moves accuracy by about a point)")
+    ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args)
+    from graft.core import config
+
+    first_seed = config.load(args.params).seed
     runs: dict[str, list[dict]] = {n: [] for n in CONTENDERS}
     for r in range(args.repeats):
         for name in CONTENDERS:
             cmd = [sys.executable, __file__, "--params", args.params, "--splits", args.splits, "--backbone",
                    args.backbone, "--epochs", str(args.epochs), "--child", name]
+            if args.seeds == "per-repeat":
+                cmd += ["--seed", str(first_seed + r)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[name].append(json.loads(out.split("RESULT ", 1)[1]))
             print(f"[{r * len(CONTENDERS) + CONTENDERS.index(name) + 1}/{args.repeats * len(CONTENDERS)}] {name}: "
@@ -154,6 +165,9 @@ def main() -> None:
         loop, whole = (statistics.median(x[k] for x in rs) for k in ("train_seconds", "seconds"))
         print(f"{name:10} {rs[0]['precision']:>9} {med[name]['rate']:9.1f} ({min(rate):6.1f}..{max(rate):6.1f}) "
               f"{loop:7.1f} {whole:7.1f} {med[name]['accuracy']:8.4f} {max(x['peak_rss_mb'] for x in rs):7.0f}")
+    seeds = [first_seed + r for r in range(args.repeats)] if args.seeds == "per-repeat" else [first_seed]
+    by_repeat = "; ".join(name + " " + " ".join(f"{x['accuracy']:.4f}" for x in rs) for name, rs in runs.items())
+    print(f"test accuracy by repeat (seed {', '.join(map(str, seeds))}): {by_repeat}")
     g, r = med["graft"], med["reference"]
     print(f"graft vs reference: {g['rate'] / r['rate']:.2f}x the images/s (ratio of medians), accuracy "
           f"{100 * (g['accuracy'] - r['accuracy']):+.1f} pt (target >= 2x within 1 pt)")

@@ -144,13 +144,14 @@ def main() -> None:
     from graft.core import config
 
     first_seed = config.load(args.params).seed
+    seeds = [first_seed + r for r in range(args.repeats)] if args.seeds == "per-repeat" else [first_seed]
     runs: dict[str, list[dict]] = {n: [] for n in CONTENDERS}
     for r in range(args.repeats):
         for name in CONTENDERS:
             cmd = [sys.executable, __file__, "--params", args.params, "--splits", args.splits, "--backbone",
                    args.backbone, "--epochs", str(args.epochs), "--child", name]
             if args.seeds == "per-repeat":
-                cmd += ["--seed", str(first_seed + r)]
+                cmd += ["--seed", str(seeds[r])]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             runs[name].append(json.loads(out.split("RESULT ", 1)[1]))
             print(f"[{r * len(CONTENDERS) + CONTENDERS.index(name) + 1}/{args.repeats * len(CONTENDERS)}] {name}: "
@@ -165,7 +166,6 @@ def main() -> None:
         loop, whole = (statistics.median(x[k] for x in rs) for k in ("train_seconds", "seconds"))
         print(f"{name:10} {rs[0]['precision']:>9} {med[name]['rate']:9.1f} ({min(rate):6.1f}..{max(rate):6.1f}) "
               f"{loop:7.1f} {whole:7.1f} {med[name]['accuracy']:8.4f} {max(x['peak_rss_mb'] for x in rs):7.0f}")
-    seeds = [first_seed + r for r in range(args.repeats)] if args.seeds == "per-repeat" else [first_seed]
     by_repeat = "; ".join(name + " " + " ".join(f"{x['accuracy']:.4f}" for x in rs) for name, rs in runs.items())
     print(f"test accuracy by repeat (seed {', '.join(map(str, seeds))}): {by_repeat}")
     g, r = med["graft"], med["reference"]

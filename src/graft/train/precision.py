@@ -27,6 +27,7 @@ import functools
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import _pair
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["Compute"]
@@ -43,10 +44,6 @@ def _to_bf16(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
 def depthwise(module: nn.Module) -> bool:
     """A 2-D convolution with one group per input channel."""
     return isinstance(module, nn.Conv2d) and module.groups > 1 and module.groups == module.in_channels
-
-
-def _pair(v) -> list[int]:
-    return list(v) if isinstance(v, (tuple, list)) else [v, v]
 
 
 class _Fp32Backward(torch.autograd.Function):

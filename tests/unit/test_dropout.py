@@ -51,6 +51,30 @@ def test_masks_follow_the_torch_seed():
     assert torch.equal(a, b) and not torch.equal(b, c)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("p", [0.1, 0.5, 1e-6, 1 - 1e-6])
+def test_a_float_mask_is_the_bool_mask_as_ones_and_zeros(dtype, p):
+    torch.manual_seed(11)
+    kept = gd.keep_mask((96, 50), p)
+    torch.manual_seed(11)
+    ones = gd.keep_mask((96, 50), p, dtype)
+    assert ones.dtype == dtype and torch.equal(ones, kept.to(dtype))
+    if p < 1e-4:  # a threshold of 0: every lane kept
+        assert bool(kept.all())
+    if p > 1 - 1e-4:  # a threshold of 2^15, which an int16 lane cannot reach: none kept
+        assert not bool(kept.any())
+
+
+def test_drop_gives_the_bits_of_multiplying_by_the_bool_mask():
+    x = torch.randn(16, 24, dtype=torch.bfloat16)
+    x[0, :3] = torch.tensor([float("nan"), -0.0, -1.5])
+    torch.manual_seed(2)
+    kept = gd.keep_mask(x.shape, 0.3)
+    torch.manual_seed(2)
+    y = gd.drop(x, 0.3)
+    assert torch.equal(y.view(torch.int16), x.mul(kept).mul_(1 / 0.7).view(torch.int16))  # NaN and -0.0 too
+
+
 def test_drop_scales_the_kept_values_and_their_gradient():
     x = torch.randn(256, 256).abs().add(0.1).requires_grad_()
     torch.manual_seed(3)
@@ -81,7 +105,7 @@ def test_attention_with_dropout_is_sdpa_with_the_mask(monkeypatch, boolean):
     mask = pad if boolean else torch.zeros(pad.shape).masked_fill(~pad, torch.finfo(torch.float32).min)
     module = nn.Module().train()
     reference, _ = sdpa_attention_forward(module, q, k, v, mask, dropout=0.0, scaling=0.3)
-    monkeypatch.setattr(gd, "keep_mask", lambda shape, p: torch.ones(shape, dtype=torch.bool))
+    monkeypatch.setattr(gd, "keep_mask", lambda shape, p, dtype=torch.bool: torch.ones(shape, dtype=dtype))
     out, _ = gd.attention(module, q, k, v, mask, dropout=0.2, scaling=0.3)
     assert out.shape == reference.shape == (2, 5, 4, 8)
     assert torch.allclose(out * 0.8, reference, atol=1e-5)  # every weight kept, so only the 1 / (1 - p) scale
@@ -104,7 +128,7 @@ def test_install_swaps_every_dropout_and_leaves_eval_outputs_unchanged():
 
 
 def test_causal_attention_is_left_to_sdpa(monkeypatch):
-    def fail(shape, p):
+    def fail(shape, p, dtype=torch.bool):
         raise AssertionError("the cheap path must not run for a causal (decoder) attention")
 
     monkeypatch.setattr(gd, "keep_mask", fail)

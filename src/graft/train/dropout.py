@@ -5,8 +5,10 @@ for one 32 x 36 x 384 activation here, 18% of a MiniLM training step (20 dropout
 `keep_mask` takes 64-bit draws from the same generator instead and splits each into four 15-bit lanes, kept when
 the lane is at least round(p * 2^15): a keep probability exact to 1/32768 (p = 0.1 becomes 0.100006). Seeding,
 determinism and the RNG state in checkpoints work as before, because the draws come from torch's default
-generator. `install` swaps a model's `nn.Dropout` modules and, for a transformers encoder, its attention (whose
-dropout happens inside scaled-dot-product attention) for these; on CUDA, and in eval mode, torch's own run.
+generator. The mask comes in the dtype of the activation it multiplies (ones and zeros), which keeps the products
+on torch's fast same-dtype path. `install` swaps a model's `nn.Dropout` modules and, for a transformers encoder,
+its attention (whose dropout happens inside scaled-dot-product attention) for these; on CUDA, and in eval mode,
+torch's own run.
 """
 
 from __future__ import annotations
@@ -20,12 +22,24 @@ ATTENTION = "graft_cpu_dropout"  # the name it is registered under in transforme
 LANE_MASK, LANE_SPAN = 0x7FFF, 1 << 15  # int64 random_() spans [0, 2^63): 15 uniform bits in each 16-bit lane
 
 
-def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> torch.Tensor:
-    """A bool mask of `shape`, True with probability 1 - p (to 1/32768), from torch's default CPU generator."""
+def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype = torch.bool) -> torch.Tensor:
+    """A mask of `shape`: True (1 in a float `dtype`) with probability 1 - p, to 1/32768, from torch's generator.
+
+    Ask for the dtype of the tensor it will multiply: a bool mask times a bf16 activation takes torch's mixed-dtype
+    path, about 7x slower than the same product with a bf16 mask of ones and zeros (0.39 against 0.05 ms for
+    32 x 38 x 384 here), and the results are the same bits.
+    """
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_()
-    lanes = words.view(torch.int16)[:n].view(shape)
-    return (lanes & LANE_MASK) >= round(p * LANE_SPAN)
+    lanes = words.view(torch.int16)[:n].view(shape) & LANE_MASK
+    threshold = round(p * LANE_SPAN)
+    if threshold == 0 or threshold >= LANE_SPAN:  # every lane kept, or none (2^15 does not fit an int16)
+        return torch.full(shape, threshold == 0, dtype=dtype)
+    if dtype == torch.bool:
+        return lanes >= threshold
+    # lane - (threshold - 1) is >= 1 exactly when the lane is kept; clamped to [0, 1] it is the mask (no overflow:
+    # lanes are below 2^15 and threshold >= 1). Cheaper than comparing, which writes bools converted again after.
+    return lanes.sub_(threshold - 1).clamp_(0, 1).to(dtype)
 
 
 class _MaskedScale(torch.autograd.Function):
@@ -49,7 +63,7 @@ def drop(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if x.device.type != "cpu" or p >= 1.0:
         return nn.functional.dropout(x, p, True)
-    return _MaskedScale.apply(x, keep_mask(x.shape, p), 1.0 / (1.0 - p))
+    return _MaskedScale.apply(x, keep_mask(x.shape, p, x.dtype), 1.0 / (1.0 - p))
 
 
 class Dropout(nn.Dropout):

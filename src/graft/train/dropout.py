@@ -91,14 +91,41 @@ def attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: 
     if key.shape[1] != query.shape[1]:  # grouped-query attention: repeat the key/value heads
         groups = query.shape[1] // key.shape[1]
         key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
-    scores = torch.matmul(query, key.transpose(-2, -1)).float() * (scaling or query.shape[-1] ** -0.5)
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask
-    probs = drop(scores.softmax(-1), dropout).to(value.dtype)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+    # contiguous heads: matmul then folds batch and heads into a view instead of copying the transposed keys
+    scores = torch.matmul(query.contiguous(), key.contiguous().transpose(-2, -1))
+    bias = attention_mask
+    if attention_mask is not None and attention_mask.dtype == torch.bool:
+        bias = torch.zeros(attention_mask.shape).masked_fill_(~attention_mask, torch.finfo(torch.float32).min)
+    keep = keep_mask(scores.shape, dropout, torch.float32)
+    probs = _Probabilities.apply(scores, bias, scaling or query.shape[-1] ** -0.5, keep, 1.0 / (1.0 - dropout))
+    return torch.matmul(probs.to(value.dtype), value.contiguous()).transpose(1, 2).contiguous(), None
+
+
+class _Probabilities(torch.autograd.Function):
+    """Attention probabilities with dropout: softmax(scores * scaling + bias) in fp32, times keep / (1 - p).
+
+    One autograd node, working in place, for what autograd would record as five (cast, scale, mask, softmax,
+    dropout), each writing a new fp32 tensor of batch x heads x length x length in both passes. `bias` is 0 where
+    attention is allowed and the most negative fp32 where not: those probabilities are exactly 0, and so are their
+    gradients, as with masked_fill.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, bias, scaling, keep, keep_scale):
+        s = scores.to(torch.float32, copy=True).mul_(scaling)
+        if bias is not None:
+            s.add_(bias)
+        probs = s.softmax(-1)
+        ctx.save_for_backward(probs, keep)
+        ctx.scaling, ctx.keep_scale, ctx.dtype = scaling, keep_scale, scores.dtype
+        return probs.mul(keep).mul_(keep_scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        probs, keep = ctx.saved_tensors
+        g = grad.mul(keep).mul_(ctx.keep_scale)
+        return (torch._softmax_backward_data(g, probs, -1, torch.float32).mul_(ctx.scaling).to(ctx.dtype),
+                None, None, None, None)
 
 
 def _register() -> None:

@@ -111,7 +111,27 @@ def test_attention_with_dropout_is_sdpa_with_the_mask(monkeypatch, boolean):
     assert torch.allclose(out * 0.8, reference, atol=1e-5)  # every weight kept, so only the 1 / (1 - p) scale
 
 
-def test_install_swaps_every_dropout_and_leaves_eval_outputs_unchanged():
+@pytest.mark.parametrize("training", [True, False])
+def test_attention_gradients_are_sdpa_gradients(monkeypatch, training):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 6, 8, requires_grad=True) for _ in range(3))
+    pad = torch.ones(2, 1, 6, 6, dtype=torch.bool)
+    pad[0, :, :, 4:] = False
+    module = nn.Module().train(training)
+    grad = torch.randn(2, 6, 3, 8)
+    reference, _ = sdpa_attention_forward(module, q, k, v, pad, dropout=0.0, scaling=0.4)
+    expected = torch.autograd.grad(reference, (q, k, v), grad)
+    monkeypatch.setattr(gd, "keep_mask", lambda shape, p, dtype=torch.bool: torch.ones(shape, dtype=dtype))
+    out, _ = gd.attention(module, q, k, v, pad, dropout=0.25 if training else 0.0, scaling=0.4)
+    scale = 0.75 if training else 1.0  # every weight kept: only the 1 / (1 - p) scale differs
+    got = torch.autograd.grad(out * scale, (q, k, v), grad)
+    assert torch.allclose(out * scale, reference, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(got, expected))  # the softmax runs in fp32
+
+
+def test_install_swaps_every_dropout_and_keeps_eval_outputs():
     net = tiny_classifier().eval()
     ids, mask = batch()
     before = net(ids, mask)
@@ -119,7 +139,7 @@ def test_install_swaps_every_dropout_and_leaves_eval_outputs_unchanged():
     assert not any(type(m) is nn.Dropout for m in net.modules())
     assert sum(type(m) is gd.Dropout for m in net.modules()) == 8  # embeddings, 3 per layer, the head
     assert net.encoder.config._attn_implementation == gd.ATTENTION
-    assert torch.equal(net.eval()(ids, mask), before)
+    assert torch.allclose(net.eval()(ids, mask), before, atol=1e-5)  # SDPA's fused kernel before: same to rounding
     torch.manual_seed(5)
     a = net.train()(ids, mask)
     torch.manual_seed(5)

@@ -143,11 +143,13 @@ def test_small_or_frozen_tables_are_left_dense():
 
 def test_depthwise_convolutions_stay_fp32_and_their_gradients_are_an_fp32_backward():
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, 4, 3, stride=1, padding=1, groups=4)
-    model = nn.Sequential(nn.Conv2d(3, 4, 1), conv)
+    conv = nn.Conv2d(4, 4, 5, stride=1, padding=2, groups=4)
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), conv, nn.Conv2d(4, 4, 3, padding=1, groups=4))
     compute = Compute(model)
     assert compute.net[1].weight is conv.weight and conv.weight.dtype == torch.float32
     assert compute.net[0].weight.dtype == torch.bfloat16  # an ordinary convolution is copied in bf16
+    assert compute.net[2].weight.dtype == torch.bfloat16  # so is a 3x3 stride-1 depthwise one: bf16 is faster there
+    compute.net = compute.net[:2]
     seen = {}
     compute.net[1].register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
     pixels = torch.randn(2, 3, 6, 6)
@@ -159,12 +161,12 @@ def test_depthwise_convolutions_stay_fp32_and_their_gradients_are_an_fp32_backwa
     out.backward(grad)
     wide = dict(dtype=torch.float32, memory_format=torch.channels_last)
     gx, gw, gb = torch.ops.aten.convolution_backward(grad.to(**wide), seen["x"].to(**wide), conv.weight.to(**wide),
-                                                     [4], [1, 1], [1, 1], [1, 1], False, [0, 0], 4, [True] * 3)
+                                                     [4], [1, 1], [2, 2], [1, 1], False, [0, 0], 4, [True] * 3)
     assert torch.equal(conv.weight.grad, gw) and torch.equal(conv.bias.grad, gb)  # fp32, straight into the master
     assert torch.equal(seen["x"].grad, gx.to(torch.bfloat16))
     with torch.no_grad():  # the forward pass: bf16 weights on the bf16 input
         low = nn.functional.conv2d(seen["x"], conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16),
-                                   padding=1, groups=4)
+                                   padding=2, groups=4)
     assert torch.equal(out, low)
 
 

@@ -7,8 +7,8 @@ the lane is at least round(p * 2^15): a keep probability exact to 1/32768 (p = 0
 determinism and the RNG state in checkpoints work as before, because the draws come from torch's default
 generator. The mask comes in the dtype of the activation it multiplies (ones and zeros), which keeps the products
 on torch's fast same-dtype path. `install` swaps a model's `nn.Dropout` modules and, for a transformers encoder,
-its attention (whose dropout happens inside scaled-dot-product attention) for these; on CUDA, and in eval mode,
-torch's own run.
+its attention (whose dropout happens inside scaled-dot-product attention) for these; on CUDA torch's own run. In
+eval mode nothing is dropped, and an encoder's attention on CPU runs the same two bf16 products (`attention`).
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 import copy
 
+import pytest
 import torch
 from torch import nn
 
 from graft.train.embedding_grads import RowGrads
-from graft.train.precision import Compute
+from graft.train.precision import Compute, bf16_gradients, depthwise_weight_grad, mixed_backward
 
 
 class Tiny(nn.Module):
@@ -141,10 +142,12 @@ def test_small_or_frozen_tables_are_left_dense():
     assert not model[0].sparse and not model[1].sparse
 
 
-def test_depthwise_convolutions_stay_fp32_and_their_gradients_are_an_fp32_backward():
+@pytest.mark.parametrize("kernel,stride,low", [(5, 1, (True, False)), (3, 2, (False, True)), (5, 2, (False, False))])
+def test_depthwise_convolutions_stay_fp32_with_each_gradient_in_its_faster_dtype(kernel, stride, low):
     torch.manual_seed(0)
-    conv = nn.Conv2d(4, 4, 5, stride=1, padding=2, groups=4)
+    conv = nn.Conv2d(4, 4, kernel, stride=stride, padding=kernel // 2, groups=4)
     model = nn.Sequential(nn.Conv2d(3, 4, 1), conv, nn.Conv2d(4, 4, 3, padding=1, groups=4))
+    assert bf16_gradients(conv) == low and mixed_backward(conv) and not mixed_backward(model[2])
     compute = Compute(model)
     assert compute.net[1].weight is conv.weight and conv.weight.dtype == torch.float32
     assert compute.net[0].weight.dtype == torch.bfloat16  # an ordinary convolution is copied in bf16
@@ -152,22 +155,49 @@ def test_depthwise_convolutions_stay_fp32_and_their_gradients_are_an_fp32_backwa
     compute.net = compute.net[:2]
     seen = {}
     compute.net[1].register_forward_hook(lambda m, args, out: seen.update(x=args[0], out=out))
-    pixels = torch.randn(2, 3, 6, 6)
+    pixels = torch.randn(2, 3, 9, 9)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = compute.net(pixels)
-    assert out.dtype == torch.bfloat16 and seen["out"].grad_fn.name() == "_Fp32BackwardBackward"
+    assert out.dtype == torch.bfloat16 and seen["out"].grad_fn.name() == "_MixedBackwardBackward"
     seen["x"].retain_grad()
     grad = torch.randn_like(out)
     out.backward(grad)
-    wide = dict(dtype=torch.float32, memory_format=torch.channels_last)
-    gx, gw, gb = torch.ops.aten.convolution_backward(grad.to(**wide), seen["x"].to(**wide), conv.weight.to(**wide),
-                                                     [4], [1, 1], [2, 2], [1, 1], False, [0, 0], 4, [True] * 3)
-    assert torch.equal(conv.weight.grad, gw) and torch.equal(conv.bias.grad, gb)  # fp32, straight into the master
+    conv_args = ([stride] * 2, [kernel // 2] * 2, [1, 1], False, [0, 0], 4)
+    expected = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        cast = dict(dtype=dtype, memory_format=torch.channels_last)
+        expected[dtype] = torch.ops.aten.convolution_backward(grad.to(**cast), seen["x"].to(**cast),
+                                                              conv.weight.to(**cast), [4], *conv_args, [True] * 3)
+    gx = expected[torch.bfloat16 if low[0] else torch.float32][0]
+    gw = expected[torch.bfloat16][1] if low[1] else \
+        depthwise_weight_grad(grad, seen["x"], (kernel, kernel), (stride, stride), (kernel // 2,) * 2, (1, 1))
     assert torch.equal(seen["x"].grad, gx.to(torch.bfloat16))
+    assert conv.weight.grad.dtype == torch.float32 and torch.equal(conv.weight.grad, gw.float())  # into the master
+    assert torch.allclose(conv.weight.grad, expected[torch.float32][1], rtol=0.02, atol=0.02)
+    assert torch.allclose(conv.bias.grad, expected[torch.float32][2], atol=1e-5)
     with torch.no_grad():  # the forward pass: bf16 weights on the bf16 input
-        low = nn.functional.conv2d(seen["x"], conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16),
-                                   padding=2, groups=4)
-    assert torch.equal(out, low)
+        low_out = nn.functional.conv2d(seen["x"], conv.weight.to(torch.bfloat16), conv.bias.to(torch.bfloat16),
+                                       stride=stride, padding=kernel // 2, groups=4)
+    assert torch.equal(out, low_out)
+
+
+@pytest.mark.parametrize("kernel,stride,padding,dilation,size", [
+    ((5, 5), (1, 1), (2, 2), (1, 1), (9, 9)), ((5, 5), (2, 2), (0, 0), (1, 1), (11, 11)),
+    ((3, 3), (2, 2), (1, 1), (1, 1), (8, 8)), ((3, 5), (2, 1), (1, 2), (2, 1), (10, 7)),
+    ((3, 3), (2, 2), (0, 0), (1, 1), (10, 10)),  # the last row and column reach no output: no gradient there
+])
+def test_the_depthwise_weight_gradient_as_a_convolution_matches_torchs(kernel, stride, padding, dilation, size):
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, *size, requires_grad=True)
+    weight = torch.randn(4, 1, *kernel, requires_grad=True)
+    out = nn.functional.conv2d(x, weight, None, stride, padding, dilation, 4)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    mine = depthwise_weight_grad(grad, x.detach(), kernel, stride, padding, dilation)
+    assert mine.shape == weight.shape and mine.dtype == torch.float32
+    assert torch.allclose(mine, weight.grad, atol=1e-5)
+    low = depthwise_weight_grad(grad.bfloat16(), x.detach().bfloat16(), kernel, stride, padding, dilation)
+    assert torch.allclose(low, weight.grad, rtol=0.02, atol=0.05)  # bf16 products, fp32 sums
 
 
 def test_symmetric_same_padding_moves_into_the_convolution_with_the_same_outputs():

@@ -2,6 +2,7 @@ import pickle
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from graft.train import checkpoint
@@ -41,3 +42,25 @@ def test_a_corrupt_checkpoint_is_ignored_too(tmp_path, capfd):
     (tmp_path / checkpoint.STATE).write_bytes(b"\x80\x04 not a checkpoint")
     assert checkpoint.load(tmp_path, "abc") is None
     assert "not a graft checkpoint, ignored" in capfd.readouterr().err
+
+
+def test_the_writer_writes_now_in_the_foreground_and_a_snapshot_in_the_background(tmp_path):
+    weights = torch.zeros(3)
+    state = {"fingerprint": "abc", "model": {"w": weights}}
+    now = checkpoint.Writer(background=False)
+    now.submit(tmp_path / "now", state)
+    assert checkpoint.load(tmp_path / "now", "abc")["model"]["w"].tolist() == [0.0, 0.0, 0.0]  # on disk already
+    later = checkpoint.Writer(background=True)
+    later.submit(tmp_path / "later", state)
+    weights.add_(1.0)  # the next optimizer step, while the write may still be in flight
+    later.wait()
+    assert checkpoint.load(tmp_path / "later", "abc")["model"]["w"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_a_failed_background_write_is_raised_in_the_training_thread(tmp_path):
+    (tmp_path / "blocked").write_text("a file where the checkpoint folder should go")
+    writer = checkpoint.Writer(background=True)
+    writer.submit(tmp_path / "blocked", {"fingerprint": "abc"})
+    with pytest.raises(OSError):
+        writer.wait()
+    writer.wait()  # raised once, then cleared

@@ -217,7 +217,7 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     if state:
         loop.restore(state, gen)
         resumed = {"epoch": loop.epoch, "batch": loop.position, "step": loop.step}
-    writer = checkpoint.Writer()
+    writer = checkpoint.Writer(background=hw.device.type != "cpu")  # on CPU the step needs every core
     save = lambda: writer.submit(ckpt, loop.state(gen, fp)) if world.main else None  # noqa: E731
     ys_t, stop = {k: torch.tensor(v) for k, v in ys.items()}, False
     try:

@@ -62,7 +62,7 @@ def save(folder: Path, state: dict) -> None:
 
 
 class Writer:
-    """Writes checkpoints, in a background thread while training goes on when the training runs elsewhere.
+    """Writes checkpoints: in the calling thread, or in a background thread while training goes on.
 
     On CPU the training step keeps every core busy: a writer thread there took a core from one of the compute
     threads, and the others waited for it at each parallel region's barrier, so the 0.4-0.6 s write of MiniLM's

@@ -52,6 +52,29 @@ def test_partial_freezes_all_but_the_top_blocks_and_checks_the_count():
         optim.freeze(Tiny(), TrainConfig(mode="partial", unfreeze_top=4))
 
 
+@pytest.mark.parametrize("size", [0.01, 10.0])
+def test_clipping_inside_the_fused_step_matches_clip_then_step(size):
+    torch.manual_seed(0)
+    ours, theirs = [[nn.Parameter(torch.randn(300, 8)), nn.Parameter(torch.randn(8))] for _ in range(2)]
+    for a, b in zip(ours, theirs):
+        b.data.copy_(a.data)
+    rows = torch.tensor([3, 40, 299])
+    grad = torch.zeros(300, 8).index_copy_(0, rows, torch.randn(3, 8) * size)
+    for params in (ours, theirs):
+        params[0].grad, params[1].grad = grad.clone(), torch.full((8,), size)
+    norm = torch.linalg.vector_norm(torch.cat([grad.flatten(), torch.full((8,), size)]))
+    scale = optim.clip_scale(ours, 1.0, {id(ours[0].grad): rows})
+    assert scale.item() == (1.0 if size < 1 else pytest.approx((norm.item() + 1e-6) / 1.0, rel=1e-6))
+    opt_ours = torch.optim.AdamW(ours, lr=0.1, weight_decay=0.01, fused=True)
+    opt_theirs = torch.optim.AdamW(theirs, lr=0.1, weight_decay=0.01, fused=True)
+    optim.step(opt_ours, ours, 1.0, {id(ours[0].grad): rows})
+    torch.nn.utils.clip_grad_norm_(theirs, 1.0, foreach=True)
+    opt_theirs.step()
+    for a, b in zip(ours, theirs):
+        assert torch.allclose(a, b, atol=1e-6) and not torch.equal(a, torch.zeros_like(a))
+    assert not hasattr(opt_ours, "grad_scale")  # the factor does not outlive the step
+
+
 @pytest.mark.parametrize("schedule, expected", [
     ("linear", [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]),
     ("cosine", [0.5, 1.0, 1.0, 0.8536, 0.5, 0.1464]),

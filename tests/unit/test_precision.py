@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from graft.train import optim
 from graft.train.embedding_grads import RowGrads
 from graft.train.precision import Compute, bf16_gradients, depthwise_weight_grad, mixed_backward
 
@@ -114,8 +115,11 @@ def run(model, rows: RowGrads | None, steps=3):
         if rows:
             rows.densify()
         grads.append(model[0].weight.grad.clone())
-        torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
-        opt.step()
+        if rows:  # the loop's way: clipped inside the fused step, the table's norm over its written rows
+            optim.step(opt, list(model.parameters()), 1.0, rows.touched())
+        else:
+            torch.nn.utils.clip_grad_norm_(list(model.parameters()), 1.0, foreach=True)
+            opt.step()
         opt.zero_grad(set_to_none=True)
         if rows:
             rows.clear()

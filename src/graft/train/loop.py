@@ -126,8 +126,7 @@ class Loop:
                 if self.rows:
                     self.rows.densify()
                 trainable = [p for p in self.model.parameters() if p.requires_grad]
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0, foreach=True)  # one call, not one per tensor
-                self.opt.step()
+                optim.step(self.opt, trainable, 1.0, self.rows.touched() if self.rows else None)
                 self.sched.step()
                 self.opt.zero_grad(set_to_none=True)
                 if self.rows:

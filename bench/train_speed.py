@@ -81,6 +81,7 @@ def run_graft(cfg, splits, cand, out: Path, mode: str = "finetune") -> dict:
     seconds = time.perf_counter() - start
     tok, net, _ = gm.load_model(out)
     return {"seconds": seconds, "train_seconds": result["seconds"], "precision": result["precision"],
+            "epochs": [h["seconds"] for h in result["history"]],
             "accuracy": test_accuracy(net, tok, cfg, splits["test"])}
 
 
@@ -264,6 +265,9 @@ def main() -> None:
               f"{fe['train_seconds'] / g['train_seconds']:.1%} of the fine-tune's {g['train_seconds']:.1f} s "
               f"(target < 10%); whole call {fe['seconds']:.1f} s, test accuracy {fe['accuracy']:.4f}")
     loops = [x["train_seconds"] for x in results["graft"]]
+    epochs = [statistics.median(e) for e in zip(*(x["epochs"] for x in results["graft"]))]
+    print("graft's epochs, median seconds over the repeats: " + " ".join(f"{e:.2f}" for e in epochs) +
+          " (the first also builds oneDNN kernels for each new batch shape and faults in the working set)")
     gflops = training_flops(args) / g["train_seconds"] / 1e9
     print(f"graft: spread max/min {max(loops) / min(loops):.2f} (target <= 1.15); effective {gflops:.0f} GFLOP/s in "
           f"training = {gflops / peaks['bfloat16']:.0%} of the bf16 matmul peak (target >= 50%); peak RSS "

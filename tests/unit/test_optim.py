@@ -75,6 +75,13 @@ def test_clipping_inside_the_fused_step_matches_clip_then_step(size):
     assert not hasattr(opt_ours, "grad_scale")  # the factor does not outlive the step
 
 
+def test_the_clipping_factor_of_row_gradients_alone():
+    table = nn.Parameter(torch.zeros(50, 4))
+    rows = torch.tensor([1, 7])
+    table.grad = torch.zeros(50, 4).index_fill_(0, rows, 3.0)  # norm sqrt(2 * 4 * 9) = 8.49
+    assert optim.clip_scale([table], 1.0, {id(table.grad): rows}).item() == pytest.approx(72 ** 0.5, rel=1e-6)
+
+
 @pytest.mark.parametrize("schedule, expected", [
     ("linear", [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]),
     ("cosine", [0.5, 1.0, 1.0, 0.8536, 0.5, 0.1464]),

@@ -50,11 +50,11 @@ class RowGrads:
             self.written.append((buf, rows))
 
     def touched(self) -> dict[int, torch.Tensor]:
-        """{id(buffer): the rows written into it since the last clear}: all its other rows are zero."""
-        out: dict[int, torch.Tensor] = {}
-        for buf, rows in self.written:
-            out[id(buf)] = torch.cat([out[id(buf)], rows]).unique() if id(buf) in out else rows
-        return out
+        """{id(buffer): the rows written into it since the last clear}: all its other rows are zero.
+
+        One entry per buffer: `densify` writes a table's buffer once per step (after it the gradient is dense).
+        """
+        return {id(buf): rows for buf, rows in self.written}
 
     def clear(self) -> None:
         """Zero the rows written since the last clear (the buffers are all zeros again)."""

@@ -93,7 +93,8 @@ def clip_scale(params: list[nn.Parameter], max_norm: float,
     """
     grads = [p.grad for p in params if p.grad is not None]
     rows = rows or {}
-    norms = list(torch._foreach_norm([g for g in grads if id(g) not in rows]))
+    dense = [g for g in grads if id(g) not in rows]
+    norms = list(torch._foreach_norm(dense)) if dense else []  # torch refuses an empty list
     norms += [g.index_select(0, rows[id(g)]).norm() for g in grads if id(g) in rows]
     if not norms:
         return torch.ones((), dtype=torch.float32)

@@ -23,6 +23,24 @@ def test_a_checkpoint_round_trips_with_weights_only_and_restores_every_rng(tmp_p
     assert checkpoint.load(tmp_path, "another run") is None
 
 
+def test_each_write_goes_over_the_spare_file_and_a_failed_one_leaves_the_last_checkpoint(tmp_path):
+    for step in range(3):
+        checkpoint.save(tmp_path, {"fingerprint": "abc", "step": step, "w": torch.full((1000,), float(step))})
+    current, spare = tmp_path / checkpoint.STATE, tmp_path / checkpoint.SPARE
+    assert checkpoint.load(tmp_path, "abc")["step"] == 2
+    assert spare.stat().st_ino != current.stat().st_ino and spare.stat().st_nlink == current.stat().st_nlink == 1
+    assert torch.load(spare, weights_only=True)["step"] == 1  # the checkpoint before: what the next write overwrites
+    written_over = spare.stat().st_ino
+    checkpoint.save(tmp_path, {"fingerprint": "abc", "step": 3})
+    assert current.stat().st_ino == written_over and checkpoint.load(tmp_path, "abc")["step"] == 3
+    with pytest.raises((AttributeError, pickle.PicklingError)):  # dies halfway through writing the spare
+        checkpoint.save(tmp_path, {"fingerprint": "abc", "w": torch.ones(1000), "cannot pickle": lambda: None})
+    assert checkpoint.load(tmp_path, "abc")["step"] == 3
+    checkpoint.save(tmp_path, {"fingerprint": "abc", "step": 4})
+    assert checkpoint.load(tmp_path, "abc")["step"] == 4 and sorted(p.name for p in tmp_path.iterdir()) == \
+        sorted([checkpoint.STATE, checkpoint.SPARE])
+
+
 class Payload:
     """What an attacker would put in a checkpoint: unpickling it runs code."""
 

@@ -24,7 +24,10 @@ attention score and value products, over the training loop's time.
 Each contender runs --repeats times (default 3), interleaved (A B C ... A B C ...), each run a fresh process; the
 table prints median (min..max) and max/min per contender, the comparisons are ratios of medians, and the CPU
 time stolen by other guests during the runs is printed, and so is the machine's own speed just before each run (a
-1024^3 bf16 matmul): on a shared machine it moves, and every figure with it.
+1024^3 bf16 matmul): on a shared machine it moves, and every figure with it. Each run's minor page faults are
+printed too: on a VM that hands freed memory back to its host (virtio-balloon free page reporting), every page a
+process touches for the first time faults in from the host, at ~10 us a page on the machine the README's figures
+come from, so a contender's memory traffic is part of its time.
 Targets: graft's loop >= 1.5x trainer-bf16's and its whole job >= 1.4x trainer-bf16-duties', within 0.5 pt of
 accuracy; graft's spread <= 1.15; >= 50% of the bf16 matmul peak; peak RSS <= 2 GB.
 
@@ -144,10 +147,12 @@ def child(args) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model"
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         if args.child.startswith("graft"):
             result = run_graft(cfg, splits, cand, out, "feature_extraction" if args.child == "graft-fe" else "finetune")
         else:
             result = run_trainer(cfg, splits, cand, out, bf16="bf16" in args.child, duties="duties" in args.child)
+        result["faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults  # scoring included
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
@@ -230,24 +235,27 @@ def main() -> None:
     from graft.data.tables import read_splits
 
     n = len(read_splits(args.splits)["train"]) * args.epochs
-    med = {k: {f: statistics.median(x[f] for x in v) for f in ("train_seconds", "seconds", "accuracy", "peak_rss_mb")}
-           for k, v in results.items()}
+    fields = ("train_seconds", "seconds", "accuracy", "peak_rss_mb", "faults")
+    med = {k: {f: statistics.median(x[f] for x in v) for f in fields} for k, v in results.items()}
     print(f"matmul peak here: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.0f} GFLOP/s "
           f"(bf16 {peak_after:.0f} after the runs); CPU time stolen by other guests during the runs: {stolen:.1%}")
     print(f"{args.repeats} interleaved repeats, fresh processes; median (min..max) x max/min")
     print(f"{'':20} {'precision':>9} {'loop s':>30} {'loop ex/s':>9} {'whole s':>30} {'test acc':>8} {'RSS MB':>6} "
-          f"{'machine':>11}")
+          f"{'faults':>7} {'machine':>11}")
     for name, rs in results.items():
         m = med[name]
         accs = sorted({round(x["accuracy"], 4) for x in rs})
         print(f"{name:20} {rs[0]['precision']:>9} {spread([x['train_seconds'] for x in rs]):>30} "
               f"{n / m['train_seconds']:9.1f} {spread([x['seconds'] for x in rs]):>30} {m['accuracy']:8.4f}"
               f"{'' if len(accs) == 1 else '*'} {max(x['peak_rss_mb'] for x in rs):6.0f} "
+              f"{m['faults'] / 1000:6.0f}k "
               f"{min(x['machine_gflops'] for x in rs):5.0f}..{max(x['machine_gflops'] for x in rs):<5.0f}")
     print("(loop: the training epochs alone; whole: from building the model to the trained model; graft's whole job\n"
           " and the -duties Trainers' include a validation pass and a checkpoint every epoch and keep the best epoch;\n"
-          " * : test accuracy differed between repeats; machine: the bf16 GFLOP/s of a 1024^3 matmul measured just\n"
-          " before each of its runs, min..max: when it moves, the machine's speed moved, not the contender's)")
+          " * : test accuracy differed between repeats; faults: median minor page faults from building the model\n"
+          " to the end of scoring, 4 KB each, every one a page the process touched for the first time; machine: the\n"
+          " bf16 GFLOP/s of a 1024^3 matmul measured just before each of its runs, min..max: when it moves, the\n"
+          " machine's speed moved, not the contender's)")
     if "graft" not in med:
         return
     g = med["graft"]

@@ -161,3 +161,13 @@ def test_large_tensors_come_from_the_heap_once_freed_memory_is_kept():
 
     assert mapped("default") == ["None", "True"]  # glibc's default: a 64 MB block is a fresh mapping
     assert mapped("keep") == ["True", "False"]  # kept: it comes from the heap, where freed blocks are reused
+
+
+def test_the_best_epoch_is_the_higher_macro_f1_and_on_a_tie_the_lower_loss():
+    best = {"val_macro_f1": 0.916, "val_loss": 0.2857}
+    assert loop.improves({"val_macro_f1": 0.916, "val_loss": 0.2654}, best)
+    assert not loop.improves({"val_macro_f1": 0.916, "val_loss": 0.2857}, best)  # an exact tie keeps the earlier
+    assert not loop.improves({"val_macro_f1": 0.912, "val_loss": 0.1}, best)
+    assert loop.improves({"val_macro_f1": 0.920, "val_loss": 0.9}, best)
+    assert loop.improves({"val_macro_f1": 0.5, "val_loss": 9.9}, None)
+    assert loop.improves({"val_macro_f1": 0.916, "val_loss": 0.3}, {"val_macro_f1": 0.916})  # saved without a loss

@@ -4,8 +4,8 @@
 same data, split, seed, recipe and budget, so the comparison is fair by construction (nanoGPT's `init_from`).
 The loop pads each batch to its own longest text and groups texts of similar length (group_by_length), steps a bf16
 copy of the model with fp32 master weights where the hardware has native bf16 (graft.train.precision), keeps the
-best epoch by validation macro-F1, can stop early, and writes a resumable checkpoint (graft.checkpoint) so a killed
-run continues where it stopped with the same result.
+best epoch by validation macro-F1 (on a tie, the lower validation loss), can stop early, and writes a resumable
+checkpoint (graft.checkpoint) so a killed run continues where it stopped with the same result.
 """
 
 from __future__ import annotations
@@ -42,6 +42,18 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def improves(val: dict, best: dict | None) -> bool:
+    """Whether an epoch's validation row beats the best so far: higher macro-F1, or the same and a lower loss.
+
+    Macro-F1 on a few hundred validation rows moves in steps, so two epochs often tie; the loss, which keeps falling
+    while the predictions stay put, tells them apart (MiniLM on the default tweets: epochs 3 and 4 both 0.916,
+    losses 0.2857 and 0.2654). A best epoch saved before the loss was kept has none, and any tie beats it.
+    """
+    if best is None:
+        return True
+    return (val["val_macro_f1"], -val["val_loss"]) > (best["val_macro_f1"], -best.get("val_loss", math.inf))
 
 
 class Loop:
@@ -150,9 +162,9 @@ class Loop:
                "train_accuracy": round(run["correct"] / run["seen"], 4), **val, **self.method.epoch_stats(),
                "seconds": round(run["seconds"], 2), "examples_per_second": round(run["seen"] / run["seconds"], 1)}
         self.history.append(row)
-        if self.best is None or val["val_macro_f1"] > self.best["val_macro_f1"]:
-            self.best = {"epoch": self.epoch, "val_macro_f1": val["val_macro_f1"], "val_accuracy":
-                         val["val_accuracy"], "weights": copy.deepcopy(self.model.state_dict())}
+        if improves(val, self.best):
+            self.best = {"epoch": self.epoch, "val_macro_f1": val["val_macro_f1"], "val_loss": val["val_loss"],
+                         "val_accuracy": val["val_accuracy"], "weights": copy.deepcopy(self.model.state_dict())}
             self.stale = 0
         else:
             self.stale += 1

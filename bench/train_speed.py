@@ -26,8 +26,13 @@ table prints median (min..max) and max/min per contender, the comparisons are ra
 time stolen by other guests during the runs is printed, and so is the machine's own speed just before each run (a
 1024^3 bf16 matmul): on a shared machine it moves, and every figure with it. Each run's minor page faults are
 printed too: on a VM that hands freed memory back to its host (virtio-balloon free page reporting), every page a
-process touches for the first time faults in from the host, at ~10 us a page on the machine the README's figures
-come from, so a contender's memory traffic is part of its time.
+process touches for the first time faults in from the host, at ~10 us a page on the Intel machine of the README's
+figures, so a contender's memory traffic is part of its time. As each run ends, a line says what went on around it:
+graft's epoch times, the run's page faults, how often the kernel preempted it, the machine's speed just before and
+after it, and the share of the CPU that other processes of this machine and other guests took meanwhile. A slow
+run with neither share up and every epoch slower was slowed by something the guest cannot see (a neighbour on
+the host using the same physical core or its memory bandwidth); one whose first epoch alone is slower, by fresh
+memory.
 Targets: graft's loop >= 1.5x trainer-bf16's and its whole job >= 1.4x trainer-bf16-duties', within 0.5 pt of
 accuracy; graft's spread <= 1.15; >= 50% of the bf16 matmul peak; peak RSS <= 2 GB.
 
@@ -37,6 +42,7 @@ Run after `make run` (it reads data/prepared):
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -153,7 +159,9 @@ def child(args) -> None:
         else:
             result = run_trainer(cfg, splits, cand, out, bf16="bf16" in args.child, duties="duties" in args.child)
         result["faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults  # scoring included
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["preempted"] = usage.ru_nivcsw  # times the kernel took a core from this process for another task
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024
     print("RESULT " + json.dumps(result))
 
 
@@ -189,10 +197,33 @@ def training_flops(args) -> float:
     return (dense + attention) * cfg.train.epochs
 
 
-def cpu_ticks() -> tuple[int, int]:
-    """(all, steal) CPU ticks from /proc/stat: the share stolen by other guests on a shared machine."""
+def cpu_ticks() -> tuple[int, int, int]:
+    """(all, steal, busy) CPU ticks from /proc/stat.
+
+    Steal is the time other guests took on a shared machine; busy is what this machine's own processes ran (all
+    but idle, iowait and steal).
+    """
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields), fields[7] if len(fields) > 7 else 0
+    steal = fields[7] if len(fields) > 7 else 0
+    return sum(fields), steal, sum(fields) - fields[3] - fields[4] - steal
+
+
+def run_child(cmd: list[str]) -> tuple[dict, dict]:
+    """Run one contender's process; its result, and what else the machine did meanwhile.
+
+    `others`: the share of the machine's CPU time that went to other processes in this machine (its busy ticks less
+    the child's own CPU time) and to other guests (steal) while the child ran. When a run is slow and neither
+    moved, the cause is not CPU time taken from it (memory, frequency, the host).
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    before, own = cpu_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    after, done = cpu_ticks(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    child_ticks = (done.ru_utime + done.ru_stime - own.ru_utime - own.ru_stime) * tick
+    total = max(after[0] - before[0], 1)
+    others = {"other_processes": max(after[2] - before[2] - child_ticks, 0) / total,
+              "stolen": (after[1] - before[1]) / total}
+    return json.loads(out.split("RESULT ", 1)[1]), others
 
 
 def spread(values: list[float]) -> str:
@@ -225,10 +256,17 @@ def main() -> None:
             cmd = [sys.executable, __file__, "--params", args.params, "--splits", args.splits, "--epochs",
                    str(args.epochs), "--child", name]
             machine = matmul_peak("bfloat16", 1024, 10)  # how fast the machine is right now, just before this run
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            results[name].append({**json.loads(out.split("RESULT ", 1)[1]), "machine_gflops": machine})
+            result, others = run_child(cmd)
+            machine_after = matmul_peak("bfloat16", 1024, 10)
+            results[name].append({**result, "machine_gflops": machine})
             done = r * len(names) + names.index(name) + 1
-            print(f"[{done}/{total}] {name}: loop {results[name][-1]['train_seconds']:.1f} s", file=sys.stderr)
+            epochs = " ".join(f"{e:.1f}" for e in result.get("epochs", []))
+            print(f"[{done}/{total}] {name}: loop {result['train_seconds']:.1f} s"
+                  f"{f' (epochs {epochs})' if epochs else ''}, {result['faults'] / 1000:.0f}k faults, preempted "
+                  f"{result['preempted']} times; machine {machine:.0f} GFLOP/s before, {machine_after:.0f} after; "
+                  f"meanwhile other processes {others['other_processes']:.1%} and other guests "
+                  f"{others['stolen']:.1%} of the CPU",
+                  file=sys.stderr)
     after = cpu_ticks()
     stolen = (after[1] - ticks[1]) / max(after[0] - ticks[0], 1)
     peak_after = matmul_peak("bfloat16")

@@ -251,11 +251,12 @@ def main() -> None:
     results: dict[str, list[dict]] = {n: [] for n in names}
     ticks = cpu_ticks()
     total = args.repeats * len(names)
+    machine_after = matmul_peak("bfloat16", 1024, 10)  # how fast the machine is right now, before the first run
     for r in range(args.repeats):
         for name in names:
             cmd = [sys.executable, __file__, "--params", args.params, "--splits", args.splits, "--epochs",
                    str(args.epochs), "--child", name]
-            machine = matmul_peak("bfloat16", 1024, 10)  # how fast the machine is right now, just before this run
+            machine = machine_after  # measured as the run before ended: nothing runs in between
             result, others = run_child(cmd)
             machine_after = matmul_peak("bfloat16", 1024, 10)
             results[name].append({**result, "machine_gflops": machine})

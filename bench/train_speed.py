@@ -314,7 +314,8 @@ def main() -> None:
     loops = [x["train_seconds"] for x in results["graft"]]
     epochs = [statistics.median(e) for e in zip(*(x["epochs"] for x in results["graft"]))]
     print("graft's epochs, median seconds over the repeats: " + " ".join(f"{e:.2f}" for e in epochs) +
-          " (the first also builds oneDNN kernels for each new batch shape and faults in the working set)")
+          " (the first also faults in the working set, most of its extra time, and builds oneDNN kernels for each new\n"
+          " batch shape)")
     gflops = training_flops(args) / g["train_seconds"] / 1e9
     print(f"graft: spread max/min {max(loops) / min(loops):.2f} (target <= 1.15); effective {gflops:.0f} GFLOP/s in "
           f"training = {gflops / peaks['bfloat16']:.0%} of the bf16 matmul peak (target >= 50%); peak RSS "

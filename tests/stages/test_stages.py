@@ -339,26 +339,34 @@ def test_people_can_promote_by_hand_and_roll_back(stage_run, shrunk, tmp_path):
     cfg = config.from_dict(own)
     write_params(tmp_path, own)
     passed = {"passed": True, "reasons": [], "checks": []}
-    for _ in range(2):  # two passing runs: v1, then v2 replacing it
-        registry.promote(stage_run["onnx"], stage_run["splits"], cfg, {}, {}, passed)
+    for scored in (None, 1):  # two passing runs: v1, then v2 replacing it (each evaluated against the champion then)
+        registry.promote(stage_run["onnx"], stage_run["splits"], cfg, {"champion": {"version": scored}}, {}, passed)
     assert registry.champion(cfg.registry)["version"] == 2
 
     def graft(*argv):
-        return subprocess.run(["graft", *argv], cwd=tmp_path, capture_output=True, text=True)
+        return subprocess.run(["graft", *argv, "--splits", str(stage_run["splits"])], cwd=tmp_path,
+                              capture_output=True, text=True)
 
     res = graft("rollback", "--reason", "bad reviews")
     assert res.returncode == 0 and "back on v1 (v2 rolled back)" in res.stdout
     assert registry.champion(cfg.registry)["version"] == 1
-    res = graft("promote", "--version", "2", "--reason", "reviewed by hand")
+    res = graft("promote", "--version", "2", "--reason", "reviewed by hand", "--by", "alice")
     assert res.returncode == 0 and registry.champion(cfg.registry)["version"] == 2
+    assert "checks: graft serve (fp32, ready in" in res.stdout  # the version was infra-validated before the move
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
     tags = client.get_model_version(cfg.registry.model_name, "2").tags
-    assert tags["graft.promotion_reason"] == "manual: reviewed by hand" and tags["graft.rolled_back"] == "bad reviews"
+    assert tags["graft.promotion_reason"] == "promote: manual: reviewed by hand"
+    assert tags["graft.rolled_back"] == "bad reviews"
     res = graft("promote", "--version", "9", "--reason", "typo")
     assert res.returncode == 1 and res.stderr.strip().endswith("has no version 9 in " + cfg.registry.tracking_uri)
     assert registry.champion(cfg.registry)["version"] == 2
+    history = subprocess.run(["graft", "history"], cwd=tmp_path, capture_output=True, text=True)
+    lines = history.stdout.splitlines()
+    assert history.returncode == 0 and lines[0].endswith(": champion v2, challenger unset") and len(lines) == 5
+    assert [line.split()[2] for line in lines[1:]] == ["gate", "gate", "rollback", "promote"]
+    assert "v1 -> v2 by alice: manual: reviewed by hand; checks: graft serve" in lines[4]
 
 
 KILL_PROMOTION = """
@@ -371,12 +379,14 @@ from graft.core.artifacts import read_json
 params, step, package, splits, evaluation, parity = sys.argv[1:]
 cfg = config.load(params)
 setattr(mlflow.MlflowClient, step, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
-verdict = gate.decide(read_json(evaluation), read_json(parity), cfg.gate)
-registry.promote(package, splits, cfg, read_json(evaluation), read_json(parity), verdict)
+evaluation = {**read_json(evaluation), "champion": {"version": 1, "first_run": False}}  # evaluated against v1
+verdict = gate.decide(read_json(sys.argv[5]), read_json(parity), cfg.gate)
+registry.promote(package, splits, cfg, evaluation, read_json(parity), verdict)
 """
 
 
-@pytest.mark.parametrize("step", ["log_artifacts", "create_model_version", "set_registered_model_alias"])
+@pytest.mark.parametrize("step", ["log_artifacts", "create_model_version", "set_registered_model_tag",
+                                  "set_registered_model_alias"])
 def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run, shrunk, tmp_path, step):
     import mlflow
 
@@ -395,6 +405,14 @@ def test_a_promotion_killed_between_its_steps_leaves_the_old_champion(stage_run,
     client = mlflow.MlflowClient(tracking_uri=cfg.registry.tracking_uri, registry_uri=cfg.registry.tracking_uri)
     others = [v for v in client.search_model_versions(f"name = '{cfg.registry.model_name}'") if int(v.version) != 1]
     assert len(others) == (0 if step in ("log_artifacts", "create_model_version") else 1)
+    # the killed gate's run is ended as FAILED by the next process that opens the registry under its lock
+    registry.record_refusal(stage_run["splits"], cfg, evaluation, parity, {"passed": False, "reasons": ["x"]},
+                            stage_run["onnx"])
+    runs = client.search_runs([client.get_experiment_by_name(cfg.registry.experiment).experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    if step == "log_artifacts":
+        killed = [r for r in runs if r.info.status == "FAILED"]
+        assert len(killed) == 1 and "ended before the run did" in killed[0].data.tags["graft.failure"]
     assert all(not v.aliases and "graft.promotion_reason" not in v.tags for v in others)
     assert registry.download_champion(cfg.registry, tmp_path / "champ")["version"] == 1  # still servable
 

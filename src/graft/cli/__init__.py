@@ -11,9 +11,18 @@ import sys
 from collections.abc import Sequence
 
 from graft import __version__
-from graft.cli import data, serving
+from graft.cli import data, moves, serving  # noqa: F401 (moves registers its commands)
 from graft.cli.commands import COMMANDS
 from graft.core.errors import GraftError
+
+
+def os_error(exc: OSError) -> str:
+    """One line for an OS error: the path(s), what the system said and the errno's name."""
+    import errno
+
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return f"{where + ': ' if where else ''}{exc.strerror or exc}" + (f" ({name})" if name else "")
 
 
 def _doc(name: str) -> str:
@@ -107,9 +116,21 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")
     serving.add_parser(sub)
     data.add_parser(sub)
-    pm = stage("promote", ("--reason", "why, recorded on the version"))
+    pm = stage("promote", ("--reason", "why, recorded on the version and in the audit log"))
     pm.add_argument("--version", type=int, required=True, help="registered version to make the champion")
-    stage("rollback").add_argument("--reason", default="rolled back by hand", help="recorded on the version")
+    rb = stage("rollback")
+    rb.add_argument("--reason", default="rolled back by hand", help="recorded on the version and in the audit log")
+    ap = stage("approve", ("--by", "who approves (recorded)"), ("--note", "why (recorded)"))
+    ap.add_argument("--version", type=int, required=True, help="the challenger's version")
+    rj = stage("reject", ("--by", "who rejects (recorded)"), ("--note", "why (recorded)"))
+    rj.add_argument("--version", type=int, required=True, help="the challenger's version")
+    ap.add_argument("--splits", default="data/prepared", help="prepared splits whose test rows re-check the "
+                    "version before the champion moves (default: %(default)s)")
+    for moving in (pm, rb):
+        moving.add_argument("--splits", default="data/prepared", help="prepared splits whose test rows check the "
+                            "version before the alias moves (default: %(default)s)")
+        moving.add_argument("--by", help="who moves the alias, for the audit log (default: user@host)")
+    stage("history")
     r = stage("report", ("--metrics-dir", "folder holding the stages' metrics JSON"),
               ("--out", "the run report to write (reports/run.html)"))
     r.add_argument("--splits", help="prepared splits (their manifest gives the data version)")
@@ -136,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except GraftError as exc:
         print(f"graft {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # read-only or full disk, permissions: the path and the errno, no traceback
+        print(f"graft {args.command}: error: {os_error(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"graft {args.command}: interrupted; earlier outputs are unchanged", file=sys.stderr)

@@ -270,26 +270,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 @command
-def cmd_promote(args: argparse.Namespace) -> int:
-    """Make a registered version the champion by hand, with the reason recorded on it (an override of the gate)."""
-    from graft.promote import registry
-
-    r = registry.set_champion(_cfg(args).registry, args.version, args.reason)
-    print(f"{r['model_name']} v{r['version']} is now '{r['alias']}' (was v{r['previous']})")
-    return 0
-
-
-@command
-def cmd_rollback(args: argparse.Namespace) -> int:
-    """Point the champion alias back at the version the current champion replaced."""
-    from graft.promote import registry
-
-    r = registry.rollback(_cfg(args).registry, args.reason)
-    print(f"{r['model_name']}: '{r['alias']}' is back on v{r['version']} (v{r['rolled_back']} rolled back)")
-    return 0
-
-
-@command
 def cmd_summary(args: argparse.Namespace) -> int:
     """Print the run's text summary from the metrics files (what `make run` shows at its end)."""
     from graft.report import summary

@@ -7,6 +7,7 @@ from pathlib import Path
 from graft.core import outputs
 from graft.core.artifacts import write_text
 from graft.core.config import Config, GateConfig
+from graft.core.errors import GraftError
 from graft.promote import infra, registry
 from graft.promote.card import verdict_markdown as markdown
 
@@ -252,9 +253,14 @@ def run(evaluation: str | Path, export: str | Path, package: str | Path, split_d
     """The stage: decide; on pass register the package as the champion (`register`), on refusal record the run.
 
     `register=False` decides only (KFP registers in its own task, under `dsl.If`); `refusals=False` also leaves
-    the registry untouched on a refusal. Writes the verdict JSON (and its Markdown table). The explain stage's
-    output (`explanation`, and its page) joins the checks and is registered with the version. With
-    gate.infra_validate the package is first started with `graft serve` and sent test rows (`infra.validate`).
+    the registry untouched on a refusal. The explain stage's output (`explanation`, and its page) joins the checks
+    and is registered with the version. With gate.infra_validate the package is first started with `graft serve`
+    and sent test rows (`infra.validate`).
+
+    The order is a transaction's: the verdict (and its Markdown table) is written first, so an unwritable output
+    stops the run before the registry is touched; then the version is registered and the alias moved last
+    (`registry.promote`, which re-reads the champion under the registry lock); then the verdict is written again
+    with the registered version. A registry failure rewrites the verdict with `promotion_error` and is raised.
     """
     measured = outputs.read(evaluation, "evaluate"), outputs.read(export, "export")
     explained = outputs.read(explanation, "explain") if explanation else None
@@ -262,11 +268,22 @@ def run(evaluation: str | Path, export: str | Path, package: str | Path, split_d
     verdict = {**decide(*measured, cfg.gate, explained, served), "registered": None}
     if served is not None:
         verdict["infra_validation"] = served
+    _write(out, table, verdict)
     if verdict["passed"] and register:
         attached = [p for p in (explanation, explanation_page) if p]
-        verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict, explained, attached)
+        try:
+            verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict, explained, attached)
+        except GraftError as exc:
+            _write(out, table, {**verdict, "promotion_error": str(exc)})
+            raise
+        return _write(out, table, verdict)
     if not verdict["passed"] and refusals:
         verdict["recorded_run"] = registry.record_refusal(split_dir, cfg, *measured, verdict, package)
+        return _write(out, table, verdict)
+    return verdict
+
+
+def _write(out: str | Path, table: str | Path | None, verdict: dict) -> dict:
     verdict = outputs.write(out, "gate", verdict)
     if table:
         write_text(table, markdown(verdict))

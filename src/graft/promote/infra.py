@@ -24,6 +24,7 @@ import yaml
 
 from graft.core.config import Config
 from graft.core.errors import GraftError
+from graft.core.processes import die_with_parent
 from graft.data.tables import read_splits
 from graft.serve.client import CallError, Client, free_port
 from graft.serve.predict import Package
@@ -53,7 +54,8 @@ def serving(package: str | Path, cfg: Config, precision: str, timeout: float):
                     "--host", HOST, "--port", str(port), *(["--int8"] if precision == "int8" else [])]
             start = time.perf_counter()
             with open(log, "w") as out:
-                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        preexec_fn=die_with_parent)  # reaped even when the gate is killed
             client = Client(HOST, port, timeout=timeout)
             try:
                 while not client.ready():

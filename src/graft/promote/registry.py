@@ -1,7 +1,12 @@
-"""Registering a promoted model in the MLflow model registry, with its params, metrics and lineage.
+"""The MLflow model registry as graft uses it: bounded calls, the promotion transaction, audited alias moves.
 
-The alias (default `champion`) moves only after the run, its artifacts and the model version all exist, so a
-failure part-way never leaves the alias pointing at a half-registered model.
+Every registry call goes through `Registry.call`: a bounded retry with exponential backoff (tenacity) and a
+per-request timeout, then a one-line error naming the tracking URI. "No champion" is only ever the answer of a
+registry that was reached and holds no such alias; an outage is an error, never an empty registry.
+
+A promotion is one transaction under an exclusive lock: re-read the champion (refuse when it moved since
+`evaluate` scored it), log the run, create the version (tagged with its package digest), append the audit entry,
+and move the alias last. A failure at any step leaves the alias where it was, and says what was left behind.
 """
 
 from __future__ import annotations
@@ -10,15 +15,19 @@ import contextlib
 import fcntl
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from graft.core.artifacts import read_json
+from graft.core.artifacts import folder_digest, read_json
 from graft.core.config import RegistryConfig
 from graft.core.errors import GraftError
-from graft.promote import lineage
+from graft.promote import audit, lineage
 from graft.promote.card import model_card
+
+CHALLENGER = audit.CHALLENGER
+UNCHECKED = object()  # `register(expected=...)` default: no champion re-check (a bare registration)
 
 
 def tracking_uri(cfg: RegistryConfig) -> str:
@@ -36,99 +45,140 @@ def _flatten(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def connect(cfg: RegistryConfig):
-    """An MlflowClient bound to this config's URI (no global mlflow state: set_tracking_uri writes the env)."""
+    """An MlflowClient bound to this config's URI (no global mlflow state: set_tracking_uri writes the env).
+
+    MLflow's own HTTP retries (7, backoff up to ~4 minutes) are turned off unless the user set them: graft retries
+    each call itself, a bounded number of times, and each HTTP request times out after registry.timeout_s.
+    """
     import mlflow
 
     for name in ("alembic", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, cfg.timeout_s))))
     uri = tracking_uri(cfg)
     return mlflow, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def champion(cfg: RegistryConfig) -> dict | None:
-    """The version the alias points at, or None when nothing was promoted yet."""
-    mlflow, client = connect(cfg)
+def _absent(exc: BaseException) -> bool:
+    """MLflow's answer for a model or alias that does not exist (the registry was reached)."""
+    code = getattr(exc, "error_code", None)
+    return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+def _permanent(exc: BaseException) -> bool:
+    """Errors a retry cannot fix: the thing is absent, or the request itself is wrong."""
+    return _absent(exc) or getattr(exc, "error_code", None) in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
+
+
+class Registry:
+    """One registry connection: `call` runs a client method with bounded retries; the rest builds on it."""
+
+    def __init__(self, cfg: RegistryConfig):
+        self.cfg = cfg
+        self.mlflow, self.client = connect(cfg)
+        self.uri = tracking_uri(cfg)
+
+    def call(self, method: str, *args, absent_ok: bool = False, **kwargs):
+        """`client.method(*args)`, retried on transient errors; absent -> None when `absent_ok`, else an error."""
+        import tenacity
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.cfg.retries + 1) | tenacity.stop_after_delay(self.cfg.timeout_s * 3),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, Exception) and not _permanent(e)),
+            reraise=True)
+        try:
+            return retrying(getattr(self.client, method), *args, **kwargs)
+        except Exception as exc:
+            if absent_ok and _absent(exc):
+                return None
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+            raise GraftError(f"registry {self.uri} ({method}): {first} (registry.tracking_uri or MLFLOW_TRACKING_URI;"
+                             f" {self.cfg.retries + 1} tries)") from None
+
+    def champion(self, alias: str | None = None) -> dict | None:
+        """The version `alias` (default: the configured one) points at; None only when the registry says none."""
+        mv = self.call("get_model_version_by_alias", self.cfg.model_name, alias or self.cfg.alias, absent_ok=True)
+        if mv is None:
+            return None
+        return {"model_name": self.cfg.model_name, "version": int(mv.version), "run_id": mv.run_id,
+                "source": mv.source, "digest": mv.tags.get("graft.package_sha256")}
+
+    def model_tags(self) -> dict[str, str]:
+        """The registered model's tags (the audit log lives there); empty when the model does not exist yet."""
+        rm = self.call("get_registered_model", self.cfg.model_name, absent_ok=True)
+        return dict(rm.tags) if rm is not None else {}
+
+    def log(self, alias: str | None = None) -> list[dict]:
+        """The audit log of `alias` (default: the configured one), oldest first."""
+        return audit.entries(self.model_tags(), alias or self.cfg.alias)
+
+    def download(self, version: int, dest: str | Path) -> Path:
+        """A version's model package in `dest`, its digest checked against the one registered with it."""
+        mv = self.call("get_model_version", self.cfg.model_name, str(version))
+        path = Path(self.call("download_artifacts", mv.run_id, "model", str(dest)))
+        registered = mv.tags.get("graft.package_sha256")
+        if registered and folder_digest(path) != registered:
+            raise GraftError(f"{self.cfg.model_name} v{version}: the downloaded package's digest differs from the "
+                             f"one registered with it ({registered[:12]}): refusing it")
+        return path
+
+    def move(self, to: int, kind: str, why: str, checks: str = "", by: str | None = None,
+             alias: str | None = None) -> int | None:
+        """Audit, then point the alias at `to` (the last step); return the version it left. Call under `lock`."""
+        alias = alias or self.cfg.alias
+        current = self.champion(alias)
+        previous = current["version"] if current else None
+        if previous == to:
+            return previous
+        key, value = audit.entry(self.model_tags(), alias, kind, to, previous, why, checks, by)
+        self.call("set_registered_model_tag", self.cfg.model_name, key, value)
+        # the lineage tag before the alias (harmless on a version that never becomes champion), the reason after it,
+        # so no version that is not the champion ever carries a promotion reason
+        self.call("set_model_version_tag", self.cfg.model_name, str(to), "graft.previous_champion",
+                  str(previous or "none"))
+        self.call("set_registered_model_alias", self.cfg.model_name, alias, str(to))
+        self.call("set_model_version_tag", self.cfg.model_name, str(to), "graft.promotion_reason", f"{kind}: {why}")
+        return previous
+
+    def end_orphaned_runs(self) -> list[str]:
+        """End as FAILED the gate runs a killed process left RUNNING on this host. Call under `lock`.
+
+        Every graft run is created and ended under the registry lock, so a RUNNING run of this host seen while
+        holding it belongs to a process that died (its pid, recorded on the run, is checked too).
+        """
+        exp = self.call("get_experiment_by_name", self.cfg.experiment)
+        if exp is None:
+            return []
+        runs = self.call("search_runs", [exp.experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+        ended = []
+        for r in runs:
+            tags = r.data.tags
+            if tags.get("graft.host") != socket.gethostname() or _alive(tags.get("graft.pid")):
+                continue
+            self.call("set_tag", r.info.run_id, "graft.failure",
+                      f"the process (pid {tags.get('graft.pid')}) ended before the run did: killed or crashed")
+            self.call("set_terminated", r.info.run_id, status="FAILED")
+            ended.append(r.info.run_id)
+        return ended
+
+
+def _alive(pid: str | None) -> bool:
+    if not pid or not pid.isdigit():
+        return False
     try:
-        mv = client.get_model_version_by_alias(cfg.model_name, cfg.alias)
-    except mlflow.exceptions.MlflowException:
-        return None
-    return {"model_name": cfg.model_name, "version": int(mv.version), "run_id": mv.run_id, "source": mv.source}
-
-
-def version_tags(cfg: RegistryConfig, version: int) -> dict[str, str]:
-    """The tags of one registered version (lineage, gate verdict, promotion history)."""
-    _, client = connect(cfg)
-    return dict(client.get_model_version(cfg.model_name, str(version)).tags)
-
-
-def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
-    """Fetch the champion's model package into `dest`; its version info plus "path", or None on a first run."""
-    current = champion(cfg)
-    if current is None:
-        return None
-    _, client = connect(cfg)
-    path = client.download_artifacts(current["run_id"], "model", str(dest))
-    return {**current, "path": path}
-
-
-def _log_run(client, exp_id: str, package: str | Path | None, params: dict, metrics: dict, tags: dict[str, str],
-             card: str | None = None, attached: list | None = None):
-    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card.
-
-    A refused candidate's run (`package=None`) keeps the record without the model: the runs index shows every
-    retraining, not only the promoted ones.
-    """
-    from mlflow.entities import Metric, Param, RunTag
-
-    run = client.create_run(exp_id, run_name="graft-gate", tags=tags)
-    try:
-        flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
-        numbers = {k: float(v) for k, v in _flatten("", metrics).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        now = int(time.time() * 1000)
-        client.log_batch(run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
-                         metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
-                         tags=[RunTag(k, v) for k, v in tags.items()])
-        if package is not None:
-            client.log_artifacts(run.info.run_id, str(package), artifact_path="model")
-        if card:
-            client.log_text(run.info.run_id, card, "model_card.md")
-        for path in attached or []:  # the explain stage's JSON and page, beside the model and its card
-            client.log_artifact(run.info.run_id, str(path), artifact_path="explanations")
-    except BaseException:
-        client.set_terminated(run.info.run_id, status="FAILED")
-        raise
-    client.set_terminated(run.info.run_id)
-    return run
-
-
-def _experiment(client, cfg: RegistryConfig) -> str:
-    exp = client.get_experiment_by_name(cfg.experiment)
-    return exp.experiment_id if exp else client.create_experiment(
-        cfg.experiment, artifact_location=Path(cfg.artifact_location).resolve().as_uri())
-
-
-def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
-             card: str | None = None, attached: list | None = None) -> dict:
-    """Log a run (params, numeric metrics, the model package) and make it the new `alias` version."""
-    mlflow, client = connect(cfg)
-    try:
-        run = _log_run(client, _experiment(client, cfg), package, params, metrics, tags, card, attached)
-        if not client.search_registered_models(filter_string=f"name = '{cfg.model_name}'"):
-            client.create_registered_model(cfg.model_name)
-        mv = client.create_model_version(cfg.model_name, source=f"{run.info.artifact_uri}/model",
-                                         run_id=run.info.run_id, tags=tags)
-        with registry_lock(cfg):
-            _move_alias(client, cfg, int(mv.version), "gate passed")
-    except mlflow.exceptions.MlflowException as exc:
-        raise GraftError(f"registry {tracking_uri(cfg)}: {str(exc).splitlines()[0]}") from None
-    return {"model_name": cfg.model_name, "version": int(mv.version), "alias": cfg.alias,
-            "run_id": run.info.run_id, "tracking_uri": tracking_uri(cfg)}
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return int(pid) != os.getpid()  # this process holds the lock: a run of its own still RUNNING was abandoned
 
 
 @contextlib.contextmanager
-def registry_lock(cfg: RegistryConfig):
-    """Serialise alias moves between concurrent runs (an exclusive lock file beside the artifact store)."""
+def lock(cfg: RegistryConfig):
+    """Serialise promotions and alias moves between processes (an exclusive lock file beside the artifact store)."""
     path = Path(cfg.artifact_location).resolve().parent / f".graft-{cfg.model_name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
@@ -139,56 +189,119 @@ def registry_lock(cfg: RegistryConfig):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _move_alias(client, cfg: RegistryConfig, version: int, reason: str) -> int | None:
-    """Point the alias at `version`, recording on it the champion it replaces and why; return that old one."""
-    current = champion(cfg)
-    previous = current["version"] if current else None
-    if previous == version:
-        return previous
-    # Order matters for a process killed in between: the lineage tag first (harmless on a version that never
-    # becomes champion, and what rollback needs once it has), then the alias (the one step that promotes), then
-    # the reason, so no version that is not the champion ever carries a promotion reason.
-    client.set_model_version_tag(cfg.model_name, str(version), "graft.previous_champion", str(previous or "none"))
-    client.set_registered_model_alias(cfg.model_name, cfg.alias, str(version))
-    client.set_model_version_tag(cfg.model_name, str(version), "graft.promotion_reason", reason)
-    return previous
+registry_lock = lock  # the earlier name
 
 
-def set_champion(cfg: RegistryConfig, version: int, reason: str) -> dict:
-    """A person's promotion of an existing version (a recorded manual override of the gate)."""
-    mlflow, client = connect(cfg)
-    try:
-        client.get_model_version(cfg.model_name, str(version))
-    except mlflow.exceptions.MlflowException:
-        raise GraftError(f"{cfg.model_name} has no version {version} in {tracking_uri(cfg)}") from None
-    with registry_lock(cfg):
-        previous = _move_alias(client, cfg, version, f"manual: {reason}")
-    return {"model_name": cfg.model_name, "version": version, "previous": previous, "alias": cfg.alias}
+def champion(cfg: RegistryConfig) -> dict | None:
+    """The version the alias points at; None only when the registry was reached and holds no such alias."""
+    return Registry(cfg).champion()
 
 
-def rollback(cfg: RegistryConfig, reason: str) -> dict:
-    """Point the alias back at the champion the current one replaced."""
-    mlflow, client = connect(cfg)
-    current = champion(cfg)
+def version_tags(cfg: RegistryConfig, version: int) -> dict[str, str]:
+    """The tags of one registered version (lineage, gate verdict, promotion history)."""
+    return dict(Registry(cfg).call("get_model_version", cfg.model_name, str(version)).tags)
+
+
+def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
+    """Fetch the champion's model package into `dest`; its version info plus "path", or None on a first run."""
+    reg = Registry(cfg)
+    current = reg.champion()
     if current is None:
-        raise GraftError(f"{cfg.model_name}: no champion to roll back from")
-    tags = client.get_model_version(cfg.model_name, str(current["version"])).tags
-    previous = tags.get("graft.previous_champion", "none")
-    if previous == "none":
-        raise GraftError(f"{cfg.model_name} v{current['version']} replaced no earlier champion: "
-                         "nothing to roll back to")
-    with registry_lock(cfg):
-        client.set_model_version_tag(cfg.model_name, str(current["version"]), "graft.rolled_back", reason)
-        client.set_registered_model_alias(cfg.model_name, cfg.alias, previous)
-    return {"model_name": cfg.model_name, "version": int(previous), "rolled_back": current["version"],
-            "alias": cfg.alias}
+        return None
+    return {**current, "path": str(reg.download(current["version"], dest))}
+
+
+def _log_run(reg: Registry, package: str | Path | None, params: dict, metrics: dict, tags: dict[str, str],
+             card: str | None = None, attached: list | None = None):
+    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card.
+
+    A refused candidate's run (`package=None`) keeps the record without the model: the runs index shows every
+    retraining, not only the promoted ones. The run carries this process' host and pid, so a run left RUNNING by a
+    killed process can be told from a live one (`end_orphaned_runs`).
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    exp = reg.call("get_experiment_by_name", reg.cfg.experiment)
+    exp_id = exp.experiment_id if exp else reg.call(
+        "create_experiment", reg.cfg.experiment, artifact_location=Path(reg.cfg.artifact_location).resolve().as_uri())
+    own = {"graft.host": socket.gethostname(), "graft.pid": str(os.getpid())}
+    run = reg.call("create_run", exp_id, run_name="graft-gate", tags={**tags, **own})
+    try:
+        flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
+        numbers = {k: float(v) for k, v in _flatten("", metrics).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        now = int(time.time() * 1000)
+        reg.call("log_batch", run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
+                 metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
+                 tags=[RunTag(k, v) for k, v in tags.items()])
+        if package is not None:
+            reg.call("log_artifacts", run.info.run_id, str(package), artifact_path="model")
+        if card:
+            reg.call("log_text", run.info.run_id, card, "model_card.md")
+        for path in attached or []:  # the explain stage's JSON and page, beside the model and its card
+            reg.call("log_artifact", run.info.run_id, str(path), artifact_path="explanations")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            reg.client.set_terminated(run.info.run_id, status="FAILED")
+        raise
+    reg.call("set_terminated", run.info.run_id)
+    return run
+
+
+def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
+             card: str | None = None, attached: list | None = None, expected: Any = UNCHECKED,
+             checks: str = "", why: str = "gate passed", alias: str | None = None) -> dict:
+    """The promotion transaction: log a run with the package, create a version, move the alias to it last.
+
+    `expected` is the champion version `evaluate` scored against (None: none): when the registry's champion is
+    another one now, nothing is registered. A failure after the version exists leaves it registered but unaliased,
+    tagged `graft.promotion: not promoted (...)`, and the error says so.
+    """
+    reg = Registry(cfg)
+    alias = alias or cfg.alias
+    with lock(cfg):
+        reg.end_orphaned_runs()
+        current = reg.champion()
+        now = current["version"] if current else None
+        if expected is not UNCHECKED and now != expected:
+            raise GraftError(f"the champion moved from {_v(expected)} to {_v(now)} since evaluate scored the "
+                             f"candidate against it: rerun evaluate (nothing was registered)")
+        digest = folder_digest(package)
+        run = _log_run(reg, package, params, metrics, tags, card, attached)
+        if reg.call("get_registered_model", cfg.model_name, absent_ok=True) is None:
+            reg.call("create_registered_model", cfg.model_name)
+        judged = {} if expected is UNCHECKED else {"graft.evaluated_against": str(expected or "none")}
+        mv = reg.call("create_model_version", cfg.model_name, source=f"{run.info.artifact_uri}/model",
+                      run_id=run.info.run_id, tags={**tags, **judged, "graft.package_sha256": digest,
+                                                    "graft.promotion": "pending"})
+        version = int(mv.version)
+        try:
+            reg.move(version, "gate", why, checks, alias=alias)
+        except GraftError as exc:
+            with contextlib.suppress(Exception):
+                reg.client.set_model_version_tag(cfg.model_name, str(version), "graft.promotion",
+                                                 f"not promoted ({str(exc)[:200]})")
+            raise GraftError(f"v{version} was registered but the alias '{alias}' stays on {_v(now)}: {exc}") from None
+        reg.call("set_model_version_tag", cfg.model_name, str(version), "graft.promotion", alias)
+    return {"model_name": cfg.model_name, "version": version, "alias": alias, "previous": now,
+            "run_id": run.info.run_id, "tracking_uri": reg.uri, "digest": digest}
+
+
+def _v(version: int | None) -> str:
+    return f"v{version}" if version is not None else "no champion"
+
+
+def _checks_summary(verdict: dict) -> str:
+    return "; ".join(f"{c['name']} {'ok' if c['passed'] else 'FAILED'}" for c in verdict.get("checks", []))
 
 
 def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,
             explanation: dict | None = None, attached: list | None = None) -> dict:
     """Register a package that passed the gate, stamped with its lineage (data md5, commit, params hash).
 
-    `attached` files (the explain stage's JSON and page) are logged under the run's `explanations/`.
+    The champion `evaluate` scored (evaluation["champion"]) must still be the registry's, or nothing is
+    registered. `attached` files (the explain stage's JSON and page) are logged under the run's `explanations/`.
+    Under gate.approval: required the version gets the alias `challenger` and waits for `graft approve`.
     """
     if not verdict["passed"]:
         raise GraftError("refusing to register a model that failed the gate")
@@ -197,7 +310,11 @@ def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, p
     card = model_card(meta, tags, evaluation, parity, verdict, explanation)
     metrics = {"evaluate": evaluation, "export": parity,
                **({"explain": {"faithfulness": explanation["faithfulness"]}} if explanation else {})}
-    return register(package, cfg.registry, cfg.to_dict(), metrics, tags, card, attached)
+    scored = (evaluation.get("champion") or {}).get("version")
+    required = cfg.gate.approval == "required"
+    return register(package, cfg.registry, cfg.to_dict(), metrics, tags, card, attached, expected=scored,
+                    checks=_checks_summary(verdict), alias=CHALLENGER if required else None,
+                    why="gate passed; awaiting approval" if required else "gate passed")
 
 
 def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,
@@ -205,10 +322,8 @@ def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, v
     """Log a refused candidate as an MLflow run (metrics, lineage, the reasons; no model version, no alias move)."""
     meta = read_json(Path(package) / "graft_model.json")
     tags = {**lineage.tags(cfg, split_dir, meta, verdict), "graft.reasons": "; ".join(verdict["reasons"])[:4000]}
-    mlflow, client = connect(cfg.registry)
-    try:
-        run = _log_run(client, _experiment(client, cfg.registry), None, cfg.to_dict(),
-                       {"evaluate": evaluation, "export": parity}, tags)
-    except mlflow.exceptions.MlflowException as exc:
-        raise GraftError(f"registry {tracking_uri(cfg.registry)}: {str(exc).splitlines()[0]}") from None
+    reg = Registry(cfg.registry)
+    with lock(cfg.registry):
+        reg.end_orphaned_runs()
+        run = _log_run(reg, None, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)
     return run.info.run_id

@@ -78,15 +78,34 @@ def pack_bytes(blobs: list[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(b)) + b for b in blobs)
 
 
-def _flatten(data: Any) -> list:
-    if isinstance(data, list):
-        return [x for d in data for x in _flatten(d)]
-    return [data]
+def _flatten(data: Any, name: str) -> list:
+    """JSON data of shape [N] or [N, 1]: at most two levels of lists (deeper nesting is refused, not recursed)."""
+    if not isinstance(data, list):
+        return [data]
+    out = []
+    for d in data:
+        if isinstance(d, list):
+            if any(isinstance(x, list) for x in d):
+                raise ProtocolError(400, f"input {name!r}: data nested deeper than the shape [N] or [N, 1] allows")
+            out.extend(d)
+        else:
+            out.append(d)
+    return out
+
+
+def _parameters(obj: dict, where: str) -> dict:
+    """An object's `parameters`: absent or a JSON object, else a 400."""
+    params = obj.get("parameters")
+    if params is None:
+        return {}
+    if not isinstance(params, dict):
+        raise ProtocolError(400, f"{where} parameters must be a JSON object, not {type(params).__name__}")
+    return params
 
 
 def _json_elements(data: Any, name: str, binary_items: bool) -> list[bytes]:
-    """JSON BYTES data: strings (nested or flat); images come base64-encoded."""
-    flat = _flatten(data)
+    """JSON BYTES data: strings (flat or [N, 1]); images come base64-encoded."""
+    flat = _flatten(data, name)
     if not all(isinstance(x, str) for x in flat):
         raise ProtocolError(400, f"input {name!r}: BYTES data must be strings")
     if not binary_items:
@@ -132,7 +151,7 @@ def parse_infer(body: bytes, header_length: str | None, modality, limits) -> Req
         raise ProtocolError(400, f"input {name!r}: no elements")
     if count > limits.max_inputs:
         raise ProtocolError(413, f"input {name!r}: {count} elements, over serve.max_inputs ({limits.max_inputs})")
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    size = _parameters(tensor, f"input {name!r}").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != len(rest):
             raise ProtocolError(400, f"input {name!r}: binary_data_size {size!r} but {len(rest)} bytes follow")
@@ -158,8 +177,7 @@ def parse_infer(body: bytes, header_length: str | None, modality, limits) -> Req
 
 def _outputs(head: dict) -> dict[str, bool]:
     """Which outputs to send, and which as binary tensors (the request's default, or each output's own)."""
-    params = head.get("parameters") or {}
-    default = bool(params.get("binary_data_output", False)) if isinstance(params, dict) else False
+    default = bool(_parameters(head, "the request's").get("binary_data_output", False))
     asked = head.get("outputs")
     if asked is None:
         return {name: default for name in OUTPUTS}
@@ -169,7 +187,7 @@ def _outputs(head: dict) -> dict[str, bool]:
     for o in asked:
         if o.get("name") not in OUTPUTS:
             raise ProtocolError(400, f"unknown output {o.get('name')!r} (have {', '.join(OUTPUTS)})")
-        out[o["name"]] = bool((o.get("parameters") or {}).get("binary_data", default))
+        out[o["name"]] = bool(_parameters(o, f"output {o['name']!r}").get("binary_data", default))
     return out
 
 

@@ -1,13 +1,16 @@
 """The HTTP routes of `graft serve`: the V2 health, metadata and infer endpoints, and `/metrics`.
 
 Every refusal is `{"error": "..."}` with a 4xx status; an unexpected failure is a 500 with the same shape, and the
-server goes on answering. Bodies are read against `serve.max_body_mb` before anything parses them.
+server goes on answering. Bodies are read against `serve.max_body_mb` and `serve.read_timeout_s` before anything
+parses them. With a token (`serve.auth_token_file`, GRAFT_SERVE_TOKEN) every endpoint but health and `/metrics`
+needs `Authorization: Bearer TOKEN`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import time
 
@@ -22,13 +25,19 @@ def _json(value: dict, status: int = 200) -> Response:
     return Response(json.dumps(value).encode(), status_code=status, media_type="application/json")
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, or a 413 as soon as it is known to be over `limit` bytes (declared or streamed)."""
+async def _body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body; a 413 as soon as it is known to be over `limit` bytes, a 408 when it stalls `timeout` s."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError(413, f"request body of {declared} bytes is over serve.max_body_mb ({limit} bytes)")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, stream = [], 0, request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ProtocolError(408, f"the request body stalled for {timeout:g} s (serve.read_timeout_s)") from None
         size += len(chunk)
         if size > limit:
             raise ProtocolError(413, f"request body is over serve.max_body_mb ({limit} bytes)")
@@ -90,7 +99,12 @@ def build(server):
 
     @app.exception_handler(ProtocolError)
     async def refused(request: Request, exc: ProtocolError):
-        return _json({"error": exc.message}, exc.status)
+        response = _json({"error": exc.message}, exc.status)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="graft"'
+        if exc.status == 408:  # the rest of the body may never come: do not wait for it on this connection
+            response.headers["Connection"] = "close"
+        return response
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc):
@@ -100,18 +114,23 @@ def build(server):
     async def wrong_method(request: Request, exc):
         return _json({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
 
-    def tag(request: Request, endpoint: str) -> None:
+    def tag(request: Request, endpoint: str, protected: bool = True) -> None:
         request.scope["graft_endpoint"] = endpoint
+        if protected and server.token is not None:
+            given = request.headers.get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), server.token.encode()):
+                raise ProtocolError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
 
     @app.get("/v2/health/live")
     async def live(request: Request):
-        tag(request, "live")
+        tag(request, "live", protected=False)
         return _json({"live": True})
 
     @app.get("/v2/health/ready")
     async def ready(request: Request):
-        tag(request, "ready")
-        return _json({"ready": True})
+        tag(request, "ready", protected=False)
+        return _json({"ready": True, **({"degraded": server.degraded} if server.degraded else {})})
 
     @app.get("/v2")
     async def server_metadata(request: Request):
@@ -138,14 +157,14 @@ def build(server):
         tag(request, "infer")
         server.check_model(name, version)
         with server.batcher.arriving():  # a batch being formed may wait for this request
-            body = await _body(request, limit)
+            body = await _body(request, limit, server.cfg.read_timeout_s)
         content, headers = await server.infer(body, request.headers.get(HEADER))
         media = "application/octet-stream" if headers else "application/json"
         return Response(content, media_type=media, headers=headers)
 
     @app.get("/metrics")
     async def prometheus(request: Request):
-        tag(request, "metrics")
+        tag(request, "metrics", protected=False)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,17 +1,20 @@
 """`graft serve`: an exported package behind the Open Inference Protocol (KServe V2 REST), with dynamic batching.
 
 The server is FastAPI on uvicorn over the same `Package` as `graft predict` (ONNX Runtime, no torch). It serves one
-model under one name. Given a `Source` (a registry alias, resolved by the caller), it polls it and, when the alias
-moves, loads the new package beside the old one, probes it, and swaps it in between two batches: requests in flight
-finish on the version they started on, and a version that fails to load or to answer is refused while the old one
-keeps serving. `/metrics` is Prometheus' text format.
+model under one name. Given a `Source` (a registry alias), it polls it and, when the alias moves, loads the new
+package beside the old one, probes it, and swaps it in between two batches: requests in flight finish on the
+version they started on, and a version that fails to load or to answer is refused (and not fetched again) while the
+old one keeps serving. A server started from the last-good copy because the alias' version could not be served is
+`degraded`: readiness says why, `/metrics` has `graft_degraded 1`, and it keeps polling. `/metrics` is Prometheus'
+text format.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from collections.abc import Callable
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,11 +25,10 @@ from graft.core.errors import GraftError
 from graft.serve import protocol
 from graft.serve.batching import Batcher
 from graft.serve.predict import Package
+from graft.serve.source import Source
 
 log = logging.getLogger("graft.serve")
 
-# (version, package folder): what a registry alias points at now; the CLI builds one from promote.registry
-Source = Callable[[], tuple[str, Path]]
 DEFAULT_NAME = "graft"  # the model name clients call a package folder by, unless serve.model_name says otherwise
 
 
@@ -78,16 +80,24 @@ class Metrics:
                            registry=self.registry)
         self.swaps = Counter("graft_model_swaps", "Alias moves seen, by result (swapped, refused)", ["result"],
                              registry=self.registry)
+        self.degraded = Gauge("graft_degraded", "1 while serving the last-good version because the alias' version "
+                              "cannot be served", registry=self.registry)
+        self.poll_errors = Counter("graft_registry_poll_errors", "Polls of the registry alias that failed",
+                                   registry=self.registry)
 
 
 class Server:
     """The serving state: the current version, the batcher and the metrics; `app()` is its ASGI application."""
 
-    def __init__(self, served: Served, cfg: ServeConfig, source: Source | None = None, precision: str = "fp32"):
+    def __init__(self, served: Served, cfg: ServeConfig, source: Source | None = None, precision: str = "fp32",
+                 degraded: str | None = None, token: str | None = None):
         self.served, self.cfg, self.source, self.precision = served, cfg, source, precision
         self.name = cfg.model_name or DEFAULT_NAME
+        self.token = token
         self.metrics = Metrics()
         self.metrics.model.labels(served.version).set(1)
+        self.degraded = None
+        self._degrade(degraded)
         self.batcher = Batcher(cfg.max_batch, cfg.max_delay_ms, self.metrics.batch.observe)
 
     def metadata(self) -> dict:
@@ -117,24 +127,45 @@ class Server:
         return protocol.encode_infer(request, logits, served.package.labels, self.name, served.version,
                                      served.parameters)
 
+    def _degrade(self, why: str | None) -> None:
+        self.degraded = why
+        self.metrics.degraded.set(1 if why else 0)
+
     async def poll(self) -> None:
         """Follow the source: when it names a new version, load and probe it beside the old one, then swap."""
+        source = self.source
         while True:
             await asyncio.sleep(self.cfg.poll_seconds)
             try:
-                version, folder = await asyncio.to_thread(self.source)
-                if version == self.served.version:
-                    continue
+                version = await asyncio.to_thread(source.resolve)
+            except Exception as exc:  # a registry outage: keep serving what we have
+                self.metrics.poll_errors.inc()
+                log.warning("graft serve: %s did not answer (%s); still serving version %s", source.describe,
+                            str(exc).splitlines()[0], self.served.version)
+                continue
+            if version == self.served.version or version in source.refused:
+                continue
+            try:
+                folder = await asyncio.to_thread(source.fetch, version)
                 new = await asyncio.to_thread(load, folder, version, self.precision)
             except Exception as exc:  # a broken new version is refused; the old one keeps serving
-                log.warning("graft serve: refused the new version: %s", str(exc).splitlines()[0])
+                why = str(exc).splitlines()[0]
+                source.refused[version] = why
+                source.retire(version)
+                log.warning("graft serve: refused the new version %s: %s", version, why)
                 self.metrics.swaps.labels("refused").inc()
+                if self.degraded:
+                    self._degrade(f"serving the last-good version {self.served.version}: the alias points at "
+                                  f"version {version}, which cannot be served ({why})")
                 continue
             old, self.served = self.served, new
             self.metrics.model.labels(old.version).set(0)
             self.metrics.model.labels(new.version).set(1)
             self.metrics.swaps.labels("swapped").inc()
+            self._degrade(None)
             log.warning("graft serve: now serving version %s (was %s)", new.version, old.version)
+            await asyncio.to_thread(source.keep, version, folder)
+            source.retire(old.version)
 
     def app(self):
         """The FastAPI application."""
@@ -143,9 +174,32 @@ class Server:
         return build(self)
 
 
-def run(server: Server, host: str, port: int) -> None:
-    """Serve until interrupted (uvicorn, one process; the batcher's thread does the inference)."""
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a one-line error (port in use, address not on this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        what = "is in use by another process" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
+        raise GraftError(f"{host}:{port} {what}: choose another with --port or serve.port") from None
+    sock.listen(2048)
+    return sock
+
+
+def run(server: Server, host: str, port: int, sock: socket.socket | None = None) -> None:
+    """Serve until interrupted (uvicorn, one process; the batcher's thread does the inference).
+
+    The socket is bound before uvicorn starts, so a port in use is one line, not a traceback; open connections are
+    bounded by serve.max_connections (uvicorn answers 503 beyond it).
+    """
     import uvicorn
 
-    print(f"graft serve: {server.name} version {server.served.version} on http://{host}:{port}/v2", flush=True)
-    uvicorn.run(server.app(), host=host, port=port, log_level="warning", access_log=False)
+    sock = sock or bind(host, port)
+    print(f"graft serve: {server.name} version {server.served.version} on http://{host}:{port}/v2"
+          + (f" (DEGRADED: {server.degraded})" if server.degraded else ""), flush=True)
+    config = uvicorn.Config(server.app(), log_level="warning", access_log=False,
+                            limit_concurrency=server.cfg.max_connections)
+    uvicorn.Server(config).run(sockets=[sock])

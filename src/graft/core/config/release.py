@@ -58,6 +58,17 @@ class ServeConfig(Section):
     max_image_bytes: int = Field(2_000_000, ge=1, description="Largest encoded image input; larger is a 413.")
     poll_seconds: float = Field(30.0, gt=0, description="Serving a registry alias: how often to check whether it "
                                 "moved (the new version is loaded, probed and swapped in).")
+    read_timeout_s: float = Field(10.0, gt=0, description="A request body that stalls this long between two chunks "
+                                  "is answered 408 and its connection closed.")
+    max_connections: int = Field(256, ge=1, description="Most connections and requests in progress at once; "
+                                 "beyond it the server answers 503 (Service Unavailable) at once.")
+    auth_token_file: str | None = Field(
+        None, description="A file holding a bearer token: infer and metadata then need `Authorization: Bearer "
+        "TOKEN` (health and /metrics stay open for probes). The GRAFT_SERVE_TOKEN environment variable wins.")
+    last_good_dir: str | None = Field(
+        None, description="Serving a registry alias: where the last version that served well is kept (with its "
+        "digest), to start from when the alias points at a version that cannot load or the registry is down. "
+        "null: graft-serve-last-good/<model name> in the temporary folder; on Kubernetes, a volume.")
     replicas: int = Field(2, ge=1, description="infra/k8s/serving: the Deployment's pods, and the "
                           "InferenceService's minimum.")
     max_replicas: int = Field(4, ge=1, description="infra/k8s/serving: KServe autoscales up to this many pods.")
@@ -120,6 +131,9 @@ class GateConfig(Section):
         True, description="Infra-validation: start the candidate with `graft serve` on a loopback port, send it "
         "infra_rows test rows over the V2 protocol; every answer must agree with `graft predict` and the request "
         "p95 meet max_latency_ms_p95, or nothing is registered (false: skip it).")
+    approval: Literal["auto", "required"] = Field(
+        "auto", description="auto: a passing candidate becomes the champion. required: it gets the alias challenger "
+        "and a person decides (`graft approve --version N --by NAME --note TEXT`, or `graft reject`).")
     infra_rows: int = Field(50, ge=1, description="Test rows infra-validation sends, one request each (seeded).")
     infra_timeout_s: float = Field(60.0, gt=0, description="How long the server may take to become ready.")
     max_model_mb: float | None = Field(None, gt=0, description="Size budget of the served ONNX model file (MB).")
@@ -184,6 +198,10 @@ class RegistryConfig(Section):
     experiment: str = Field("graft")
     model_name: str = Field("graft-text")
     alias: str = Field("champion")
+    timeout_s: float = Field(10.0, gt=0, description="Each registry request times out after this many seconds "
+                             "(an HTTP tracking server; a SQLite file answers or fails at once).")
+    retries: int = Field(3, ge=0, description="Retries of a failed registry call, with exponential backoff, before "
+                         "the stage stops with an error naming the tracking URI (an outage is never 'no champion').")
 
 
 class CurveConfig(Section):

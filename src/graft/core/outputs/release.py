@@ -104,4 +104,6 @@ class GateOutput(Output):
     notes: list[str] = Field(default_factory=list, description="plain-words decisions that are not refusals")
     registered: dict[str, Any] | None = None
     recorded_run: str | None = None
+    promotion_error: str | None = Field(None, description="the checks passed but the registry step failed: what "
+                                        "happened (the alias did not move)")
     infra_validation: InfraValidation | None = None

@@ -120,7 +120,8 @@ def local_summary(run_dir: Path, params: str) -> str:
     if verdict is not None:
         reg = config.load(params).registry
         verdict["registered"] = registered and {
-            "model_name": reg.model_name, "version": registered["parameterValues"]["Output"], "alias": reg.alias,
+            "model_name": reg.model_name, "version": registered["parameterValues"]["Output"],
+            "alias": "challenger" if config.load(params).gate.approval == "required" else reg.alias,
             "tracking_uri": local_config(params)["registry"]["tracking_uri"]}
     return render(art("select", "selection"), art("evaluate", "evaluation"), art("export", "parity"), verdict,
                   run_dir / "export" / "package", art("train", "metrics"))

@@ -140,6 +140,14 @@ MALFORMED = {
     "too many inputs": (413, _json_infer(["x"] * 300)),
     "a text over the limit": (413, _json_infer(["x" * 9000])),
     "oversized body": (413, b"{" + b" " * (9 * 1024 * 1024) + b"}"),
+    "request parameters as a list": (400, {**_json_infer(["a"]), "parameters": ["binary_data_output"]}),
+    "request parameters as a string": (400, {**_json_infer(["a"]), "parameters": "binary"}),
+    "input parameters as a list": (400, {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1],
+                                                     "data": ["a"], "parameters": [1]}]}),
+    "output parameters as a string": (400, {**_json_infer(["a"]), "outputs": [{"name": "label", "parameters": "x"}]}),
+    "data nested 900 deep": (400, b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": '
+                             + b"[" * 900 + b'"a"' + b"]" * 900 + b"}]}"),
+    "data nested 3 deep": (400, {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": [[["a"]]]}]}),
 }
 
 

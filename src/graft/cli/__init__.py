@@ -20,9 +20,14 @@ def os_error(exc: OSError) -> str:
     """One line for an OS error: the path(s), what the system said and the errno's name."""
     import errno
 
+    import os
+
     where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)
     name = errno.errorcode.get(exc.errno or 0, "")
-    return f"{where + ': ' if where else ''}{exc.strerror or exc}" + (f" ({name})" if name else "")
+    said = exc.strerror or str(exc)
+    if isinstance(exc, FileExistsError) and exc.filename and not os.path.isdir(exc.filename):
+        said = "a file is where a folder is needed"
+    return f"{where + ': ' if where else ''}{said}" + (f" ({name})" if name else "")
 
 
 def _doc(name: str) -> str:

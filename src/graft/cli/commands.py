@@ -237,7 +237,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @command
 def cmd_gate(args: argparse.Namespace) -> int:
-    """Apply the promotion policy; on pass register the ONNX package as the champion."""
+    """Apply the promotion policy; on pass register the ONNX package as the champion (or the challenger)."""
     from graft.promote import gate
 
     verdict = gate.run(args.evaluate, args.export, args.package, args.splits, _cfg(args), args.out,
@@ -251,6 +251,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         return 1
     reg = verdict["registered"]
     print("gate passed" + (f": {reg['model_name']} v{reg['version']} is now '{reg['alias']}'" if reg else ""))
+    if reg and reg["alias"] == "challenger":
+        print(f"awaiting approval (gate.approval: required): graft approve --version {reg['version']} --by NAME "
+              f"--note TEXT, or graft reject")
     return 0
 
 

@@ -30,8 +30,10 @@ def write_text(path: str | Path, text: str) -> None:
             fh.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write names no file: name the output
+            exc.filename = str(path)
         raise
 
 

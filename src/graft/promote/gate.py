@@ -260,7 +260,8 @@ def run(evaluation: str | Path, export: str | Path, package: str | Path, split_d
     The order is a transaction's: the verdict (and its Markdown table) is written first, so an unwritable output
     stops the run before the registry is touched; then the version is registered and the alias moved last
     (`registry.promote`, which re-reads the champion under the registry lock); then the verdict is written again
-    with the registered version. A registry failure rewrites the verdict with `promotion_error` and is raised.
+    with the registered version. A registry failure rewrites the verdict as not passed, with `promotion_error`,
+    and is raised: a fault never leaves a passing verdict behind.
     """
     measured = outputs.read(evaluation, "evaluate"), outputs.read(export, "export")
     explained = outputs.read(explanation, "explain") if explanation else None
@@ -273,8 +274,9 @@ def run(evaluation: str | Path, export: str | Path, package: str | Path, split_d
         attached = [p for p in (explanation, explanation_page) if p]
         try:
             verdict["registered"] = registry.promote(package, split_dir, cfg, *measured, verdict, explained, attached)
-        except GraftError as exc:
-            _write(out, table, {**verdict, "promotion_error": str(exc)})
+        except GraftError as exc:  # the checks passed, the promotion did not happen: never a passing verdict
+            _write(out, table, {**verdict, "passed": False, "promotion_error": str(exc),
+                                "reasons": [f"registry: {exc}"]})
             raise
         return _write(out, table, verdict)
     if not verdict["passed"] and refusals:

@@ -39,7 +39,9 @@ def _answers(d: dict) -> str:
     if gate:
         reg = gate.get("registered")
         why = "every gate check passed" if gate["passed"] else "; ".join(gate["reasons"])
-        promoted = f"yes, as {esc(reg['model_name'])} v{reg['version']}" if reg else "no"
+        promoted = (f"yes, as {esc(reg['model_name'])} v{reg['version']}" if reg and reg["alias"] != "challenger"
+                    else f"awaiting approval: {esc(reg['model_name'])} v{reg['version']} is the challenger (graft "
+                    "approve / graft reject)" if reg else "no")
         items.append(f"<b>Promoted?</b> {promoted} — {esc(why)}")
     return "<ul class='answers'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
@@ -127,7 +129,9 @@ def _explain(d: dict) -> str:
 def render(d: dict, lineage: dict[str, str], title: str) -> str:
     """The report page from the stage outputs in `d` (validate, select, train, baseline, evaluate, export, gate)."""
     gate = d.get("gate")
-    verdict = ("PROMOTED" if gate and gate.get("registered") else "PASSED (not registered)") \
+    reg = (gate or {}).get("registered")
+    verdict = ("AWAITING APPROVAL" if reg and reg["alias"] == "challenger" else "PROMOTED" if reg
+               else "PASSED (not registered)") \
         if gate and gate["passed"] else "REFUSED" if gate else "INCOMPLETE (the gate was not reached)"
     histories = {name: d[key]["history"] for key, name in (("train", "fine-tuned"), ("baseline", "scratch"))
                  if d.get(key)}

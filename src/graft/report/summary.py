@@ -94,7 +94,11 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
         if reg:
             out.append(f"model          : {reg['model_name']} version {reg['version']} -> alias "
                        f"'{reg['alias']}' in {reg['tracking_uri']}")
+            if reg["alias"] == "challenger":
+                out.append(f"                 awaiting approval: graft approve --version {reg['version']} --by NAME "
+                           "--note TEXT (or graft reject)")
         else:
-            out.append("model          : not registered")
+            out.append("model          : not registered" + (f" ({gate['promotion_error']})"
+                                                             if gate.get("promotion_error") else ""))
     out.append(f"ONNX package   : {Path(model_dir).resolve()}")
     return "\n".join(out) + "\n"

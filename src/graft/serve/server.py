@@ -185,8 +185,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.close()
         what = "is in use by another process" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
         raise GraftError(f"{host}:{port} {what}: choose another with --port or serve.port") from None
-    sock.listen(2048)
-    return sock
+    return sock  # bound, not listening: connections are refused until uvicorn starts serving (it calls listen)
 
 
 def run(server: Server, host: str, port: int, sock: socket.socket | None = None) -> None:

@@ -19,7 +19,6 @@ from graft.core.errors import GraftError
 def os_error(exc: OSError) -> str:
     """One line for an OS error: the path(s), what the system said and the errno's name."""
     import errno
-
     import os
 
     where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,5 +201,15 @@ def run(server: Server, host: str, port: int, sock: socket.socket | None = None)
     print(f"graft serve: {server.name} version {server.served.version} on http://{host}:{port}/v2"
           + (f" (DEGRADED: {server.degraded})" if server.degraded else ""), flush=True)
     config = uvicorn.Config(server.app(), log_level="warning", access_log=False,
-                            limit_concurrency=server.cfg.max_connections)
-    uvicorn.Server(config).run(sockets=[sock])
+                            limit_concurrency=server.cfg.max_connections + 1)  # uvicorn counts the arriving one
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it found: make that
+    # handler an orderly exit, so the caller's cleanup (downloads, the socket) runs instead of a kill by the signal
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(signum, _frame) -> None:
+    raise SystemExit(0)

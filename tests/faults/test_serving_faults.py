@@ -264,7 +264,8 @@ def test_stalled_bodies_get_408_and_open_connections_are_bounded(stage_run, shru
         answers = [_response(s) for s in stalled]
         for s in stalled:
             s.close()
-        assert all(a.startswith(b"HTTP/1.1 408") and b"serve.read_timeout_s" in a for a in answers), [a[:40] for a in answers]
+        heads = [a[:40] for a in answers]
+        assert all(a.startswith(b"HTTP/1.1 408") and b"serve.read_timeout_s" in a for a in answers), heads
         wait_for(lambda: requests.post(url, json=infer_body(["x", "y"]), timeout=10).status_code == 200, 10,
                  "answering once the stalled connections are closed")
         assert srv.proc.poll() is None

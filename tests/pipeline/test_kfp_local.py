@@ -113,6 +113,30 @@ def test_failing_gate_skips_registration(tmp_path, raw_file):
     assert "<b>REFUSED</b>" in (run_dir / "report" / "page").read_text()
 
 
+def test_with_approval_required_the_pipeline_ends_at_the_challenger(tmp_path, raw_file):
+    """gate.approval: required in kfp.local: register puts the candidate on `challenger`; a person approves it."""
+    import subprocess
+
+    params = shrunk_params(tmp_path)
+    params["data"]["raw"] = str(raw_file)
+    params["gate"]["approval"] = "required"
+    run_dir = run_pipeline(params, tmp_path / "root")
+    version = outputs(run_dir, "register")["parameterValues"]["Output"]
+    reg = config.from_dict(params).registry
+    assert registry.champion(reg) is None and registry.Registry(reg).champion("challenger")["version"] == version
+    text = local_summary(run_dir, str(tmp_path / "params.yaml"))
+    assert f"version {version} -> alias 'challenger'" in text and "awaiting approval" in text
+    splits = run_dir / "prepare" / "splits"
+    res = subprocess.run(["graft", "approve", "--params", str(tmp_path / "params.yaml"), "--version", str(version),
+                          "--by", "alice", "--note", "reviewed", "--splits", str(splits)], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert registry.champion(reg)["version"] == version
+    log = subprocess.run(["graft", "history", "--params", str(tmp_path / "params.yaml")], capture_output=True,
+                         text=True, cwd=tmp_path).stdout.splitlines()
+    assert [line.split()[2:4] for line in log[1:]] == [["gate", "challenger:"], ["approve", "champion:"]], log
+
+
 def test_the_same_pipeline_runs_images_when_the_config_says_so(tmp_path_factory, image_raw):
     tmp = tmp_path_factory.mktemp("kfp-image")
     params = shrunk_image_params(tmp)

@@ -78,6 +78,10 @@ def test_with_approval_required_the_passing_run_waits_as_challenger_until_a_pers
     assert log[-2].split()[2:7] == ["gate", "challenger:", "none", "->", f"v{challenger}"]
     assert log[-1].split()[2:7] == ["approve", "champion:", f"v{before}", "->", f"v{challenger}"]
     assert "by alice: checked the errors" in log[-1]
+    sh("graft", "report", "--metrics-dir", "metrics", "--splits", "data/prepared", "--out", "reports/run.html", cwd=tmp)
+    index = (tmp / "reports" / "runs.html").read_text()
+    moves = index[index.index('id="moves"'):]
+    assert "<td>approve</td><td>champion</td>" in moves and "checked the errors" in moves and "alice" in moves
 
 
 def test_editing_a_module_train_imports_makes_train_stale(project):

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from graft.core.artifacts import write_text
-from graft.promote import registry
+from graft.promote import audit, registry
 from graft.report.charts import STYLE, esc, pyplot, svg, table_html
 
 
@@ -22,6 +22,17 @@ def _runs(reg) -> tuple[list[dict], dict]:
     except mlflow.exceptions.MlflowException:
         versions = {}
     return [{"run": r, "version": versions.get(r.info.run_id)} for r in runs], versions
+
+
+def _moves(reg) -> str:
+    """The audit log as a table, newest first."""
+    log = audit.entries(registry.Registry(reg).model_tags())
+    if not log:
+        return "<p>no alias moves recorded yet</p>"
+    rows = [[str(e.get("n", "?")), esc(e.get("when", "?")), esc(e.get("kind", "?")), esc(e.get("alias", "?")),
+             "none" if e.get("from") is None else f"v{e['from']}", "none" if e.get("to") is None else f"v{e['to']}",
+             esc(e.get("who", "?")), esc(e.get("why", "")), esc((e.get("checks") or "")[:300])] for e in reversed(log)]
+    return table_html(["#", "when (UTC)", "kind", "alias", "from", "to", "who", "why", "checks"], rows)
 
 
 def runs_index(reg, out: str | Path) -> Path:
@@ -67,7 +78,11 @@ def runs_index(reg, out: str | Path) -> Path:
 Browse them with <code>{esc(ui)}</code>.</p>
 <div class="plots">{plot}</div>
 {table_html(["run", "started (UTC)", "backbone", "test macro-F1", "gain over scratch", "data md5", "commit", "outcome"],
-        table)}</body></html>
+        table)}
+<h2 id="moves">Alias moves</h2><p>Every move of the aliases, from the audit log kept in the registry (<code>graft
+history</code>): the gate's promotions, approvals and rejections, manual promotions and rollbacks, who made them and
+why.</p>
+{_moves(reg)}</body></html>
 """
     write_text(out, page)
     return Path(out)

@@ -324,7 +324,8 @@ def test_a_dead_servers_downloads_are_reaped_by_the_next_server(stage_run, shrun
     (cache,) = caches_of(first.proc.pid)
     os.kill(first.proc.pid, signal.SIGKILL)  # no chance to clean up
     first.proc.wait(10)
-    assert cache.is_dir() and json.loads((cache / "v1" / "model" / "graft_model.json").read_text())
+    (meta,) = (cache / "v1").rglob("graft_model.json")
+    assert json.loads(meta.read_text())["labels"]
     second = Served(f"models:/{reg.model_name}@champion", params, tmp_path / "second.log")
     try:
         assert not cache.exists()

@@ -283,7 +283,11 @@ def test_promotion_registers_the_champion_with_lineage(stage_run, shrunk):
     assert mv.tags["graft.gate"] == "passed" and len(mv.tags["graft.params_hash"]) == 16
     run = client.get_run(mv.run_id)
     assert run.info.status == "FINISHED"
-    assert {"model.onnx", "labels.json"} <= {f.path.split("/")[-1] for f in client.list_artifacts(mv.run_id, "model")}
+    model = {f.path.split("/")[-1] for f in client.list_artifacts(mv.run_id, "model")}
+    assert {"MLmodel", "requirements.txt", "input_example.json", "data"} <= model  # an MLflow model folder ...
+    (package,) = client.list_artifacts(mv.run_id, "model/data")  # ... holding the ONNX package
+    assert {"model.onnx", "labels.json"} <= {f.path.split("/")[-1] for f in client.list_artifacts(mv.run_id,
+                                                                                                package.path)}
     assert "evaluate.finetune.macro_f1" in run.data.metrics and run.data.params["train.epochs"] == "1"
     card = client.download_artifacts(mv.run_id, "model_card.md", str(stage_run["splits"].parent))
     text = Path(card).read_text()

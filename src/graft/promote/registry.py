@@ -16,15 +16,18 @@ import fcntl
 import logging
 import os
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
+from graft import modalities
 from graft.core.artifacts import folder_digest, read_json
 from graft.core.config import RegistryConfig
 from graft.core.errors import GraftError
+from graft.data.tables import read_splits
 from graft.promote import audit, lineage
 from graft.promote.card import model_card
+from graft.promote.mlrun import log_run
+from graft.serve.pyfunc import package_root
 
 CHALLENGER = audit.CHALLENGER
 UNCHECKED = object()  # `register(expected=...)` default: no champion re-check (a bare registration)
@@ -33,15 +36,6 @@ UNCHECKED = object()  # `register(expected=...)` default: no champion re-check (
 def tracking_uri(cfg: RegistryConfig) -> str:
     """The MLflow tracking URI: MLFLOW_TRACKING_URI when set, else the configured one (a project SQLite file)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking_uri
-
-
-def _flatten(prefix: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(f"{prefix}.{k}" if prefix else str(k), v))
-        return out
-    return {prefix: value}
 
 
 def connect(cfg: RegistryConfig):
@@ -64,6 +58,16 @@ def _absent(exc: BaseException) -> bool:
     """MLflow's answer for a model or alias that does not exist (the registry was reached)."""
     code = getattr(exc, "error_code", None)
     return code == "RESOURCE_DOES_NOT_EXIST" or (code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+def _cause(exc: BaseException) -> str:
+    """What went wrong, in a few words: MLflow nests the HTTP client's errors in long messages."""
+    text = str(exc)
+    if "Connection refused" in text or "NewConnectionError" in text:
+        return "cannot connect (connection refused)"
+    if "timed out" in text.lower() or "ReadTimeout" in text:
+        return "no answer (timed out; registry.timeout_s)"
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _permanent(exc: BaseException) -> bool:
@@ -93,9 +97,8 @@ class Registry:
         except Exception as exc:
             if absent_ok and _absent(exc):
                 return None
-            first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-            raise GraftError(f"registry {self.uri} ({method}): {first} (registry.tracking_uri or MLFLOW_TRACKING_URI;"
-                             f" {self.cfg.retries + 1} tries)") from None
+            raise GraftError(f"registry {self.uri} ({method}): {_cause(exc)} after {self.cfg.retries + 1} tries "
+                             f"(registry.tracking_uri or MLFLOW_TRACKING_URI)") from None
 
     def champion(self, alias: str | None = None) -> dict | None:
         """The version `alias` (default: the configured one) points at; None only when the registry says none."""
@@ -115,9 +118,9 @@ class Registry:
         return audit.entries(self.model_tags(), alias or self.cfg.alias)
 
     def download(self, version: int, dest: str | Path) -> Path:
-        """A version's model package in `dest`, its digest checked against the one registered with it."""
+        """A version's model package (inside its MLflow model folder) in `dest`, its digest checked."""
         mv = self.call("get_model_version", self.cfg.model_name, str(version))
-        path = Path(self.call("download_artifacts", mv.run_id, "model", str(dest)))
+        path = package_root(self.call("download_artifacts", mv.run_id, "model", str(dest)))
         registered = mv.tags.get("graft.package_sha256")
         if registered and folder_digest(path) != registered:
             raise GraftError(f"{self.cfg.model_name} v{version}: the downloaded package's digest differs from the "
@@ -211,46 +214,10 @@ def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
     return {**current, "path": str(reg.download(current["version"], dest))}
 
 
-def _log_run(reg: Registry, package: str | Path | None, params: dict, metrics: dict, tags: dict[str, str],
-             card: str | None = None, attached: list | None = None):
-    """One finished MLflow run holding the params, the numeric metrics, the tags, the model package and card.
-
-    A refused candidate's run (`package=None`) keeps the record without the model: the runs index shows every
-    retraining, not only the promoted ones. The run carries this process' host and pid, so a run left RUNNING by a
-    killed process can be told from a live one (`end_orphaned_runs`).
-    """
-    from mlflow.entities import Metric, Param, RunTag
-
-    exp = reg.call("get_experiment_by_name", reg.cfg.experiment)
-    exp_id = exp.experiment_id if exp else reg.call(
-        "create_experiment", reg.cfg.experiment, artifact_location=Path(reg.cfg.artifact_location).resolve().as_uri())
-    own = {"graft.host": socket.gethostname(), "graft.pid": str(os.getpid())}
-    run = reg.call("create_run", exp_id, run_name="graft-gate", tags={**tags, **own})
-    try:
-        flat = {k: v for k, v in _flatten("", params).items() if not isinstance(v, list)}
-        numbers = {k: float(v) for k, v in _flatten("", metrics).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        now = int(time.time() * 1000)
-        reg.call("log_batch", run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
-                 metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
-                 tags=[RunTag(k, v) for k, v in tags.items()])
-        if package is not None:
-            reg.call("log_artifacts", run.info.run_id, str(package), artifact_path="model")
-        if card:
-            reg.call("log_text", run.info.run_id, card, "model_card.md")
-        for path in attached or []:  # the explain stage's JSON and page, beside the model and its card
-            reg.call("log_artifact", run.info.run_id, str(path), artifact_path="explanations")
-    except BaseException:
-        with contextlib.suppress(Exception):
-            reg.client.set_terminated(run.info.run_id, status="FAILED")
-        raise
-    reg.call("set_terminated", run.info.run_id)
-    return run
-
-
 def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: dict, tags: dict[str, str],
              card: str | None = None, attached: list | None = None, expected: Any = UNCHECKED,
-             checks: str = "", why: str = "gate passed", alias: str | None = None) -> dict:
+             checks: str = "", why: str = "gate passed", alias: str | None = None, example: list | None = None
+             ) -> dict:
     """The promotion transaction: log a run with the package, create a version, move the alias to it last.
 
     `expected` is the champion version `evaluate` scored against (None: none): when the registry's champion is
@@ -267,7 +234,7 @@ def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: di
             raise GraftError(f"the champion moved from {_v(expected)} to {_v(now)} since evaluate scored the "
                              f"candidate against it: rerun evaluate (nothing was registered)")
         digest = folder_digest(package)
-        run = _log_run(reg, package, params, metrics, tags, card, attached)
+        run = log_run(reg, package, params, metrics, tags, card, attached, example)
         if reg.call("get_registered_model", cfg.model_name, absent_ok=True) is None:
             reg.call("create_registered_model", cfg.model_name)
         judged = {} if expected is UNCHECKED else {"graft.evaluated_against": str(expected or "none")}
@@ -275,6 +242,8 @@ def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: di
                       run_id=run.info.run_id, tags={**tags, **judged, "graft.package_sha256": digest,
                                                     "graft.promotion": "pending"})
         version = int(mv.version)
+        if card:  # the version page's description: the model card
+            reg.call("update_model_version", cfg.model_name, str(version), description=card)
         try:
             reg.move(version, "gate", why, checks, alias=alias)
         except GraftError as exc:
@@ -311,10 +280,12 @@ def promote(package: str | Path, split_dir: str | Path, cfg, evaluation: dict, p
     metrics = {"evaluate": evaluation, "export": parity,
                **({"explain": {"faithfulness": explanation["faithfulness"]}} if explanation else {})}
     scored = (evaluation.get("champion") or {}).get("version")
+    modality = modalities.get(meta.get("modality", "text"))
+    example = modality.examples(read_splits(split_dir)["test"].head(3))
     required = cfg.gate.approval == "required"
     return register(package, cfg.registry, cfg.to_dict(), metrics, tags, card, attached, expected=scored,
                     checks=_checks_summary(verdict), alias=CHALLENGER if required else None,
-                    why="gate passed; awaiting approval" if required else "gate passed")
+                    why="gate passed; awaiting approval" if required else "gate passed", example=example)
 
 
 def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, verdict: dict,
@@ -325,5 +296,5 @@ def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, v
     reg = Registry(cfg.registry)
     with lock(cfg.registry):
         reg.end_orphaned_runs()
-        run = _log_run(reg, None, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)
+        run = log_run(reg, None, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)
     return run.info.run_id

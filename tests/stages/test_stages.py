@@ -438,3 +438,27 @@ def test_freshness_retrains_only_on_new_data_params_or_code(stage_run, shrunk, t
                           str(tmp_path / "f.json")], cwd=Path(__file__).parents[2], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("no new data:")
     assert read_json(tmp_path / "f.json")["retrain"] is False
+
+
+def test_the_saved_text_model_loads_with_plain_transformers_and_gives_graft_logits(stage_run):
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from graft.modalities import load_model
+    from graft.models.classifier import predict_logits
+
+    folder = str(stage_run["finetune"])
+    texts = read_splits(stage_run["splits"])["test"]["text"].astype(str).tolist()[:20]
+    with pytest.raises(ValueError, match="trust_remote_code"):  # refused, never a BERT head with random weights
+        AutoModelForSequenceClassification.from_pretrained(folder)
+    hf = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    meta = json.loads((stage_run["finetune"] / "graft_model.json").read_text())
+    with torch.inference_mode():
+        enc = tok(texts, padding=True, truncation=True, max_length=meta["max_length"], return_tensors="pt")
+        logits = hf(**enc).logits.float().numpy()
+    processor, model, _ = load_model(folder)
+    expected = predict_logits(model, processor, texts, 64)
+    assert abs(logits - expected).max() < 1e-4
+    assert [hf.config.id2label[int(i)] for i in logits.argmax(1)] == [meta["labels"][int(i)] for i in
+                                                                      expected.argmax(1)]

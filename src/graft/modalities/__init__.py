@@ -44,7 +44,7 @@ def save_model(model, processor, out: Path, meta: dict, modality: Modality) -> N
     from graft.core.artifacts import write_json
 
     save_weights(model, str(out / WEIGHTS))
-    extra = modality.save(model, processor, out)
+    extra = modality.save(model, processor, out, meta)
     write_json(out / MODEL_META, {**meta, "modality": modality.name, **extra})
 
 

@@ -108,8 +108,8 @@ class Modality(ABC):
         """(processor, fresh classifier) on the candidate backbone, pretrained or random (`init_from`)."""
 
     @abstractmethod
-    def save(self, model, processor, out: Path) -> dict:
-        """Write what reloading needs besides the weights; return metadata to keep in graft_model.json."""
+    def save(self, model, processor, out: Path, meta: dict) -> dict:
+        """Write what reloading needs besides the weights (`meta`: graft_model.json so far); return more of it."""
 
     @abstractmethod
     def load(self, folder: Path, meta: dict):

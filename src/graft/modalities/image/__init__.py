@@ -80,7 +80,7 @@ class ImageModality(Modality):
         t = cfg.train
         return build(candidate, next(iter(tasks.values())), init_from, t.dropout, t.image_size)
 
-    def save(self, model, processor, out: Path) -> dict:
+    def save(self, model, processor, out: Path, meta: dict) -> dict:
         """Only the input size: the architecture comes from the backbone entry."""
         return {"image_size": model.image_size}
 

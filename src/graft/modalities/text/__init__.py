@@ -84,10 +84,11 @@ class TextModality(Modality):
         heads = tasks if len(tasks) > 1 else next(iter(tasks.values()))
         return TextProcessor(tokenizer, cfg.train.max_length), TextClassifier(encoder, heads, cfg.train.dropout)
 
-    def save(self, model, processor, out: Path) -> dict:
-        """The encoder's config and the tokenizer beside the weights."""
-        model.encoder.config.save_pretrained(out)
-        processor.tokenizer.save_pretrained(out)
+    def save(self, model, processor, out: Path, meta: dict) -> dict:
+        """A config.json transformers loads as graft's classifier (`modeling_graft.py`), and the tokenizer."""
+        from graft.modalities.text.model import save_hf
+
+        save_hf(model, processor, out, meta)
         return {}
 
     def load(self, folder: Path, meta: dict):

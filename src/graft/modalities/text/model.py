@@ -7,7 +7,9 @@ tokenizer so that `model(**processor(texts))` holds, as it does for images.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,10 +145,41 @@ def reload(folder: Path, meta: dict) -> tuple[TextProcessor, TextClassifier]:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     _quiet_transformers()
-    encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder), add_pooling_layer=False)
+    raw = json.loads((folder / "config.json").read_text())
+    config = (AutoConfig.for_model(**raw["encoder"]) if raw.get("model_type") == HF_MODEL_TYPE
+              else AutoConfig.from_pretrained(folder))  # folders saved before graft wrote its own config
+    encoder = AutoModel.from_config(config, add_pooling_layer=False)
     heads = {t: len(v) for t, v in meta["tasks"].items()} if "tasks" in meta else len(meta["labels"])
-    return (TextProcessor(AutoTokenizer.from_pretrained(folder), meta["max_length"]),
+    # config=: the tokenizer must not read config.json, whose auto_map would make transformers ask about remote code
+    return (TextProcessor(AutoTokenizer.from_pretrained(folder, config=config), meta["max_length"]),
             TextClassifier(encoder, heads, meta.get("dropout", 0.1)))
+
+
+HF_MODEL_TYPE = "graft_text"
+HF_CODE = "modeling_graft.py"
+
+
+def save_hf(model: TextClassifier, processor: TextProcessor, out: Path, meta: dict) -> None:
+    """config.json (model_type graft_text, the encoder's config inside), modeling_graft.py and the tokenizer.
+
+    `AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)` then builds the same encoder,
+    mean pooling and head as graft and gives graft's logits; without trust_remote_code transformers refuses the
+    folder instead of loading a BERT classifier with a random head.
+    """
+    import transformers
+
+    from graft.core.artifacts import write_json
+
+    labels = next(iter(meta["tasks"].values())) if "tasks" in meta else meta["labels"]
+    write_json(out / "config.json", {
+        "model_type": HF_MODEL_TYPE, "architectures": ["GraftTextClassifier"],
+        "auto_map": {"AutoConfig": "modeling_graft.GraftTextConfig",
+                     "AutoModelForSequenceClassification": "modeling_graft.GraftTextClassifier"},
+        "encoder": model.encoder.config.to_dict(), "pooling": "mean", "classifier_dropout": model.dropout.p,
+        "id2label": {str(i): lab for i, lab in enumerate(labels)}, "label2id": {lab: i for i, lab in enumerate(labels)},
+        "transformers_version": transformers.__version__})
+    shutil.copyfile(Path(__file__).with_name("hf_modeling.py"), out / HF_CODE)
+    processor.tokenizer.save_pretrained(out)
 
 
 def length_order(processor: TextProcessor, texts: list[str]) -> list[int]:

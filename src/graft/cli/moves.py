@@ -86,11 +86,11 @@ def cmd_reject(args: argparse.Namespace) -> int:
 @command
 def cmd_history(args: argparse.Namespace) -> int:
     """Print the alias audit log: every move (gate, promote, rollback), when, by whom, why, and its checks."""
-    from graft.promote import moves
+    from graft.promote import moves, registry
 
     cfg = _cfg(args)
     lines, where = moves.history(cfg.registry)
-    print(f"{cfg.registry.model_name} in {moves.tracking_uri(cfg.registry)}: "
+    print(f"{cfg.registry.model_name} in {registry.tracking_uri(cfg.registry)}: "
           + ", ".join(f"{alias} " + (f"v{v}" if v else "unset") for alias, v in where.items()))
     print("\n".join(lines) if lines else "no alias moves recorded yet")
     return 0

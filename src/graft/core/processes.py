@@ -1,8 +1,9 @@
-"""Child processes that die with their parent: a killed gate or supervisor never leaves a server listening."""
+"""Processes: children that die with their parent, and whether a recorded pid still runs."""
 
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import sys
 
@@ -17,3 +18,14 @@ def die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists on this machine (one owned by another user counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -14,7 +14,7 @@ from pathlib import Path
 from graft.core.config import RegistryConfig
 from graft.core.errors import GraftError
 from graft.promote import audit
-from graft.promote.registry import CHALLENGER, Registry, lock, tracking_uri  # noqa: F401 (tracking_uri: for callers)
+from graft.promote.registry import CHALLENGER, Registry, lock
 
 Check = Callable[[Path], dict]  # a package folder -> {"passed": bool, "why": str}, e.g. infra-validation
 

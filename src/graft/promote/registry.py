@@ -23,6 +23,7 @@ from graft import modalities
 from graft.core.artifacts import folder_digest, read_json
 from graft.core.config import RegistryConfig
 from graft.core.errors import GraftError
+from graft.core.processes import alive
 from graft.data.tables import read_splits
 from graft.promote import audit, lineage
 from graft.promote.card import model_card
@@ -168,15 +169,8 @@ class Registry:
 
 
 def _alive(pid: str | None) -> bool:
-    if not pid or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return int(pid) != os.getpid()  # this process holds the lock: a run of its own still RUNNING was abandoned
+    # this process holds the lock: a run of its own still RUNNING was abandoned, so it counts as not alive
+    return bool(pid) and pid.isdigit() and int(pid) != os.getpid() and alive(int(pid))
 
 
 @contextlib.contextmanager
@@ -191,8 +185,6 @@ def lock(cfg: RegistryConfig):
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
-
-registry_lock = lock  # the earlier name
 
 
 def champion(cfg: RegistryConfig) -> dict | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from graft.core.artifacts import atomic_dir, folder_digest, read_json, write_json
 from graft.core.errors import GraftError
+from graft.core.processes import alive
 
 CACHE_PREFIX = "graft-serve-"
 META = "graft_last_good.json"
@@ -27,14 +28,8 @@ def _reap_stale_caches(root: Path) -> None:
     """Delete the download caches of servers that died without cleaning up (their pid is gone)."""
     for path in root.glob(f"{CACHE_PREFIX}*-*"):
         pid = path.name.removeprefix(CACHE_PREFIX).split("-")[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:
-            continue
 
 
 class Source:

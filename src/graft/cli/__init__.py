@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from graft import __version__
 from graft.cli import data, moves, serving  # noqa: F401 (moves registers its commands)
 from graft.cli.commands import COMMANDS
+from graft.core import progress
 from graft.core.errors import GraftError
+
+# The pipeline's stages and other long work: a timestamped line on stderr when each starts and ends, with its wall time
+TIMED = {"prepare", "validate", "select", "train", "baseline", "adapt", "selfcheck", "evaluate", "explain", "export",
+         "gate", "report", "curve", "multitask"}
 
 
 def os_error(exc: OSError) -> str:
@@ -141,9 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--index", help="the runs index to write (default: runs.html beside --out)")
     r.add_argument("--failed-since", type=float, metavar="EPOCH",
                    help="the run failed: leave out metrics written before this time (epoch seconds)")
-    pl = sub.add_parser("pipeline", help=_doc("pipeline"), add_help=False)
+    pl = sub.add_parser("pipeline", help=_doc("pipeline"), description=_doc("pipeline"), add_help=False)
     pl.add_argument("rest", nargs=argparse.REMAINDER, help="compile | run | submit | schedule, and their options")
-    s = sub.add_parser("summary", help=_doc("summary"))
+    s = sub.add_parser("summary", help=_doc("summary"), description=_doc("summary"))
     s.add_argument("--metrics-dir", required=True, help="folder holding the stages' metrics JSON")
     s.add_argument("--package", required=True, help="ONNX package folder")
     s.add_argument("--failed-since", type=float, metavar="EPOCH",
@@ -157,8 +163,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["pipeline"]:  # its own sub-commands and options (--help included) go to the pipelines CLI
         argv = ["pipeline", "--", *argv[1:]]
     args = _parser().parse_args(argv)
+    timed = args.command in TIMED
+    started = time.monotonic()
+    if timed:
+        progress.line(f"graft {args.command}: started")
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        if timed:
+            progress.line(f"graft {args.command}: {'done' if not code else f'exit {code}'} in "
+                          f"{time.monotonic() - started:.1f} s")
+        return code
     except GraftError as exc:
         print(f"graft {args.command}: error: {exc}", file=sys.stderr)
         return 1

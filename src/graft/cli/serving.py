@@ -145,6 +145,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 raise GraftError(f"{folder}: no such package folder (give one written by `graft export`, e.g. "
                                  f"models/onnx, or models:/NAME@ALIAS)")
             served = server.load(folder, "1", precision)  # a folder is one version
+            if serve_cfg.model_name is None:  # the name it is registered under (registry.model_name)
+                serve_cfg = serve_cfg.model_copy(update={"model_name": registry_cfg.model_name})
         srv = server.Server(served, serve_cfg, source, precision, degraded, token)
         server.run(srv, host, port, sock)
     finally:

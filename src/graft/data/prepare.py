@@ -84,6 +84,13 @@ def up_to(df: pd.DataFrame, cutoff) -> pd.DataFrame:
 def table(raw: str | Path, cfg: Config) -> tuple[pd.DataFrame, int, int]:
     """The clean table up to `data.cutoff`; and how many duplicates and rows after the cut-off were left out."""
     source = tables.read_table(raw, cfg.data)
+    modality = modalities.get(cfg.data.modality)
+    for needed, setting in ((modality.column, modality.column_key), ("label", "label_column")):
+        if needed not in source.columns:
+            have = source.attrs.get("source_columns")
+            listed = f"; the file has: {', '.join(have[:12])}{', ...' if len(have) > 12 else ''}" if have else ""
+            raise GraftError(f"{raw}: no {needed} column {getattr(cfg.data, setting, needed)!r} (set "
+                             f"data.{setting}){listed}")
     cleaned = clean(source, cfg.data.modality)
     kept = up_to(cleaned, cfg.data.cutoff)
     return kept, len(source) - len(cleaned), len(cleaned) - len(kept)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from graft import modalities
 from graft.core import outputs
 from graft.core.artifacts import write_json
 from graft.core.config import Config
@@ -31,7 +32,19 @@ def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: C
     if selection and runners_up:
         result["selfcheck"] = selfcheck(splits["test"], result["finetune"], outputs.read(selection, "select"),
                                         runners_up, cfg)
+    result["training"] = curves({"finetune": finetune, "scratch": scratch, "adapted": adapted})
     result = outputs.write(out, "evaluate", result)
     if confusion:
         write_json(confusion, rows)
     return result
+
+
+def curves(folders: dict[str, str | Path | None]) -> dict[str, list[dict]]:
+    """Each trained model's per-epoch history, as its folder recorded it (the gate logs them to MLflow by epoch)."""
+    out = {}
+    for name, folder in folders.items():
+        if folder and (Path(folder) / modalities.MODEL_META).is_file():
+            history = modalities.of_model(folder)[1].get("history")
+            if history:
+                out[name] = history
+    return out

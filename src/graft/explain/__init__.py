@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from graft import modalities
-from graft.core import outputs
+from graft.core import outputs, progress
 from graft.core.artifacts import write_text
 from graft.core.config import Config
 from graft.core.errors import GraftError
@@ -41,7 +40,7 @@ def attribute(explainer, items: list, steps: int, batch_size: int, targets: list
     """Attributions of `items` (their predicted class unless `targets`), batch by batch, with a progress bar."""
     order = explainer.order(items)
     out: list[Attribution | None] = [None] * len(items)
-    with tqdm(total=len(items), desc=desc, unit="input", disable=None) as bar:
+    with progress.bar(total=len(items), desc=desc, unit="input") as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             done = explainer.attribute([items[i] for i in idx], steps,
@@ -153,6 +152,13 @@ def sample(test: pd.DataFrame, predicted: np.ndarray, classes: list[str], n: int
     return sorted(int(i) for i in picked[:n])
 
 
+def anchor_rows(n: int, size: int | None, seed: int) -> list[int]:
+    """Which of the `n` explained inputs the scratch anchor explains: a seeded subset of `size` (all when None)."""
+    if size is None or size >= n:
+        return list(range(n))
+    return sorted(int(i) for i in np.random.default_rng(seed + 1).permutation(n)[:size])
+
+
 def faithful(explainer, items: list, attributions: list[Attribution], cfg: Config, seed: int) -> dict:
     """The deletion test, completeness and concentration of one model's attributions."""
     e = cfg.explain
@@ -186,12 +192,15 @@ def run(split_dir: str | Path, finetune: str | Path, scratch: str | Path, cfg: C
               "rows": {"test": len(test), "explained": len(rows),
                        "misclassified": int(sum(r["label"] != r["truth"] for r in recs))},
               "faithfulness": {"model": faithful(explainer, chunk, attrs, cfg, seed)},
-              "evidence": modality.evidence(recs, classes)}
+              "evidence": modality.evidence(recs, classes),
+              "shortcuts": modality.shortcuts(recs, classes, e.shortcut_share)}
     if e.scratch:
         s_modality, s_processor, s_model, _ = load(scratch)
         s_explainer = s_modality.explainer(s_model, s_processor, e.batch_size)
-        s_attrs = attribute(s_explainer, chunk, e.steps, e.batch_size, desc="explain: scratch")
-        result["faithfulness"]["scratch"] = faithful(s_explainer, chunk, s_attrs, cfg, seed)
+        anchor = anchor_rows(len(chunk), e.scratch_n, seed)
+        s_items = [chunk[i] for i in anchor]
+        s_attrs = attribute(s_explainer, s_items, e.steps, e.batch_size, desc="explain: scratch")
+        result["faithfulness"]["scratch"] = faithful(s_explainer, s_items, s_attrs, cfg, seed)
     picks = sorted(range(len(recs)), key=lambda i: (recs[i]["label"] == recs[i]["truth"], i))[: e.examples]
     result["examples"] = [{**recs[i], "row": rows[i]} for i in picks]
     result["seconds"] = round(time.perf_counter() - started, 2)

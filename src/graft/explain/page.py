@@ -10,13 +10,28 @@ from __future__ import annotations
 import json
 from html import escape
 
+from graft.core import glossary
+
+GLOSSED = "deletion ratio completeness shortcut scratch source_only adapted"  # the terms this page uses
 CSS = """.explain .tok{padding:1px 2px;border-radius:3px;line-height:1.9}
 .explain .bar{display:inline-block;height:10px;background:#dc3c28;vertical-align:middle}
 .explain .evidence{display:inline-block;vertical-align:top;margin:0 24px 12px 0}
 .explain .heat{width:112px;height:112px;image-rendering:pixelated}
 .explain .heats figure{display:inline-block;margin:0 12px 8px 0;text-align:center}
 .explain table{border-collapse:collapse}.explain td,.explain th{padding:2px 8px;border-bottom:1px solid #ddd}
-.explain .example{margin:8px 0;padding:6px;border-left:4px solid #ccc}.explain .wrong{border-left-color:#dc3c28}"""
+.explain .example{margin:8px 0;padding:6px;border-left:4px solid #ccc}.explain .wrong{border-left-color:#dc3c28}
+.explain .legend{color:#444;font-size:.92em}
+.warn{background:#fff4d6;border-left:5px solid #e0a100;padding:.5em 1em;margin:.8em 0}"""
+
+
+LEGEND = ("<span class='tok' style='background:rgba(220,60,40,.8)'>red</span> pushes toward the predicted class, "
+          "<span class='tok' style='background:rgba(40,90,220,.8);color:#fff'>blue</span> against it; the stronger "
+          "the colour, the larger the score, relative to the input's largest (hover a word or a pixel: its score, "
+          "in probability units). A red left edge marks a misclassified input.")
+FAITH_LEGEND = ("<p class='legend'>The deletion test removes each input's top-attributed units and, separately, as "
+                "many random ones: a ratio above 1 (its lower bound above 1) says the attributions point at what the "
+                "model uses. Complete: the share of inputs whose scores add up to the probability change within the "
+                "bound (enough integration steps). The scratch model is the anchor.</p>")
 
 
 def line(record: dict) -> str:
@@ -59,16 +74,23 @@ def section(result: dict, modality, items: dict[int, object]) -> str:
                         f"<b>{escape(r['label'])}</b> ({r['probability']:.3f})"
                         f"{', truth ' + escape(str(r['truth'])) if wrong else ''}; delta {r['delta']:+.4f}</small>"
                         f"<br>{modality.explanation_html(item, r)}</div>")
-    return (f"<div class='explain'><style>{CSS}</style>{head}<h3>Faithfulness</h3>{_faith_rows(result['faithfulness'])}"
+    cuts = "".join(f"<li><b>{escape(c['kind'])}</b> carries {c['share']:.0%} of the evidence for "
+                   f"<b>{escape(c['label'])}</b> ({c['inputs']} inputs; {escape(', '.join(c['units'][:6]))}): "
+                   f"{escape(c['hint'])}</li>" for c in result.get("shortcuts") or [])
+    warn = f"<div class='warn'><b>Possible shortcut</b><ul>{cuts}</ul></div>" if cuts else ""
+    return (f"<div class='explain'><style>{CSS}</style>{head}{warn}<h3>Faithfulness</h3>"
+            f"{_faith_rows(result['faithfulness'])}{FAITH_LEGEND}"
             f"<h3>Evidence per predicted class</h3>{modality.evidence_html(result['evidence'])}"
-            f"<h3>Examples (misclassified first)</h3>{''.join(examples)}</div>")
+            f"<h3>Examples (misclassified first)</h3><p class='legend'>{LEGEND}</p>{''.join(examples)}</div>")
 
 
 def render(result: dict, modality, items: dict[int, object]) -> str:
     """reports/explain.html."""
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>graft explanations: "
             f"{escape(result['model'])}</title><style>body{{font-family:sans-serif;max-width:1100px;margin:24px auto}}"
-            f"</style></head><body><h1>Explanations</h1>{section(result, modality, items)}</body></html>\n")
+            f"</style></head><body><h1>Explanations</h1><nav><a href='run.html'>run report</a> · "
+            f"<a href='runs.html'>runs index</a> · <a href='validate/summary.html'>data validation</a></nav>"
+            f"{section(result, modality, items)}{glossary.section(GLOSSED)}</body></html>\n")
 
 
 def records_page(records: list[dict], modality, items: list, title: str) -> str:

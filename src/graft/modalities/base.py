@@ -185,6 +185,10 @@ class Modality(ABC):
         """Per predicted class, what the explained inputs' attributions have in common (top words; mean map)."""
 
     @abstractmethod
+    def shortcuts(self, records: list[dict], classes: list[str], share: float) -> list[dict]:
+        """Artefacts with >= `share` of a class's positive attribution: {label, kind, share, inputs, units, hint}."""
+
+    @abstractmethod
     def explanation_html(self, item, record: dict) -> str:
         """An HTML fragment showing one input with its attributions (shaded words; a heat-map overlay)."""
 

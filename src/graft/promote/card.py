@@ -57,6 +57,10 @@ def _explanations(explanation: dict | None) -> list[str]:
     for label, top in explanation["evidence"].items():
         if isinstance(top, list):  # words (texts); images carry a mean heat-map, shown on the page
             lines.append(f"- top evidence for {label}: " + ", ".join(w["word"] for w in top[:8]))
+    for cut in explanation.get("shortcuts") or []:
+        lines.append(f"- **warning, possible shortcut:** {cut['kind']} carries {cut['share']:.0%} of the evidence "
+                     f"for {cut['label']} ({cut['inputs']} explained inputs; {', '.join(cut['units'][:6])}): "
+                     f"{cut['hint']}")
     return lines
 
 
@@ -105,5 +109,9 @@ def model_card(meta: dict, tags: dict, evaluation: dict, parity: dict, verdict: 
               "- Scores hold for data like the training version above; `graft validate` measures drift before a "
               "retrain, not while serving.",
               limit + "; labels outside the set above are never predicted.",
-              "- Confidence intervals cover test-set sampling only, not a shift in the data.", ""]
+              "- Confidence intervals cover test-set sampling only, not a shift in the data."]
+    cuts = (explanation or {}).get("shortcuts") or []
+    lines += [f"- It may lean on a shortcut: {c['kind']} for {c['label']} ({c['share']:.0%} of that class's "
+              f"evidence); inputs without it may be classified worse." for c in cuts]
+    lines.append("")
     return "\n".join(lines)

@@ -47,9 +47,11 @@ def log_run(reg, package: str | Path | None, params: dict, metrics: dict, tags: 
         numbers = {k: float(v) for k, v in _flatten("", metrics).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         now = int(time.time() * 1000)
+        logged = [Metric(k, v, now, 0) for k, v in numbers.items()] + epochs(metrics, now)
         reg.call("log_batch", run.info.run_id, params=[Param(k, str(v)[:500]) for k, v in flat.items()],
-                 metrics=[Metric(k, v, now, 0) for k, v in numbers.items()],
-                 tags=[RunTag(k, v) for k, v in tags.items()])
+                 metrics=logged[:1000], tags=[RunTag(k, v) for k, v in tags.items()])
+        for start in range(1000, len(logged), 1000):  # MLflow takes at most 1000 metrics per batch
+            reg.call("log_batch", run.info.run_id, metrics=logged[start:start + 1000])
         if package is not None:
             with tempfile.TemporaryDirectory(prefix="graft-mlmodel-") as tmp:
                 model = pyfunc.save(package, Path(tmp) / "model", example or probe(package))
@@ -64,6 +66,19 @@ def log_run(reg, package: str | Path | None, params: dict, metrics: dict, tags: 
         raise
     reg.call("set_terminated", run.info.run_id)
     return run
+
+
+def epochs(metrics: dict, now: int) -> list:
+    """The training curves (evaluate's `training`) as MLflow metrics `train.MODEL.KEY`, one step per epoch."""
+    from mlflow.entities import Metric
+
+    out = []
+    for model, history in ((metrics.get("evaluate") or {}).get("training") or {}).items():
+        for row in history:
+            step = int(row.get("epoch", 0))
+            out += [Metric(f"train.{model}.{k}", float(v), now, step) for k, v in row.items()
+                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return out
 
 
 def probe(package: str | Path) -> list:

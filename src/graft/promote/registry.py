@@ -76,11 +76,28 @@ def _permanent(exc: BaseException) -> bool:
     return _absent(exc) or getattr(exc, "error_code", None) in ("INVALID_PARAMETER_VALUE", "RESOURCE_ALREADY_EXISTS")
 
 
-class Registry:
-    """One registry connection: `call` runs a client method with bounded retries; the rest builds on it."""
+def missing_store(cfg: RegistryConfig) -> Path | None:
+    """The local SQLite file a `sqlite:///` tracking URI names, when it does not exist yet (else None)."""
+    uri = tracking_uri(cfg)
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = Path(uri.removeprefix("sqlite:///"))
+    return None if path.is_file() else path
 
-    def __init__(self, cfg: RegistryConfig):
+
+class Registry:
+    """One registry connection: `call` runs a client method with bounded retries; the rest builds on it.
+
+    Only the gate's promotion creates a local SQLite store (`create=True`); anything else that finds none says so
+    instead of leaving an empty mlflow.db behind.
+    """
+
+    def __init__(self, cfg: RegistryConfig, create: bool = False):
         self.cfg = cfg
+        absent = None if create else missing_store(cfg)
+        if absent is not None:
+            raise GraftError(f"no registry at {tracking_uri(cfg)}: {absent} does not exist (nothing was registered "
+                             f"here yet: run the pipeline first, or set registry.tracking_uri / MLFLOW_TRACKING_URI)")
         self.mlflow, self.client = connect(cfg)
         self.uri = tracking_uri(cfg)
 
@@ -188,8 +205,11 @@ def lock(cfg: RegistryConfig):
 
 
 def champion(cfg: RegistryConfig) -> dict | None:
-    """The version the alias points at; None only when the registry was reached and holds no such alias."""
-    return Registry(cfg).champion()
+    """The version the alias points at, or None: the registry holds no such alias, or is a local store not made yet.
+
+    A `sqlite:///` store that does not exist has had nothing registered (a first run); it is not created here.
+    """
+    return None if missing_store(cfg) is not None else Registry(cfg).champion()
 
 
 def version_tags(cfg: RegistryConfig, version: int) -> dict[str, str]:
@@ -199,6 +219,8 @@ def version_tags(cfg: RegistryConfig, version: int) -> dict[str, str]:
 
 def download_champion(cfg: RegistryConfig, dest: str | Path) -> dict | None:
     """Fetch the champion's model package into `dest`; its version info plus "path", or None on a first run."""
+    if missing_store(cfg) is not None:
+        return None
     reg = Registry(cfg)
     current = reg.champion()
     if current is None:
@@ -216,7 +238,7 @@ def register(package: str | Path, cfg: RegistryConfig, params: dict, metrics: di
     another one now, nothing is registered. A failure after the version exists leaves it registered but unaliased,
     tagged `graft.promotion: not promoted (...)`, and the error says so.
     """
-    reg = Registry(cfg)
+    reg = Registry(cfg, create=True)
     alias = alias or cfg.alias
     with lock(cfg):
         reg.end_orphaned_runs()

@@ -10,8 +10,10 @@ h1{margin-bottom:.2em} h2{border-bottom:2px solid #ddd;padding-bottom:.2em;margi
 table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;
 text-align:left;vertical-align:top} th{background:#f4f4f4} .ok{color:#176b2c} .bad{color:#b00020;font-weight:600}
 .banner{padding:.8em 1em;border-radius:6px;font-size:1.15em} .pass{background:#e3f6e8} .fail{background:#fde2e2}
-.answers li{margin:.25em 0} .plots{display:flex;flex-wrap:wrap;gap:1em} .plots svg{max-width:520px;height:auto}
-code{background:#f4f4f4;padding:0 .3em}"""
+.answers li{margin:.25em 0} .plots{display:flex;flex-wrap:wrap;gap:1em} .plots svg{max-width:100%;height:auto}
+code{background:#f4f4f4;padding:0 .3em} nav.links{margin:.3em 0 .8em;font-size:.95em}
+.warn{background:#fff4d6;border-left:5px solid #e0a100;padding:.5em 1em;margin:.8em 0}
+dl.glossary dt{font-weight:600;margin-top:.5em} dl.glossary dd{margin-left:1.5em;color:#333}"""
 
 
 def esc(value) -> str:
@@ -50,16 +52,20 @@ def table_html(head: list[str], rows: list[list]) -> str:
 def learning_curves(histories: dict[str, list[dict]]) -> str:
     """Loss and validation accuracy per epoch for each run (fine-tuned, scratch)."""
     plt = pyplot()
-    fig, (loss, acc) = plt.subplots(1, 2, figsize=(8, 2.8))
+    fig, (loss, acc) = plt.subplots(1, 2, figsize=(9, 3.4))
     for name, rows in histories.items():
         epochs = [r["epoch"] for r in rows]
         loss.plot(epochs, [r["train_loss"] for r in rows], "--", label=f"{name} train")
         loss.plot(epochs, [r["val_loss"] for r in rows], "-o", label=f"{name} validation")
         acc.plot(epochs, [r["val_accuracy"] for r in rows], "-o", label=name)
-    loss.set(title="loss", xlabel="epoch")
-    acc.set(title="validation accuracy", xlabel="epoch")
-    loss.legend(fontsize=7)
-    acc.legend(fontsize=7)
+    from matplotlib.ticker import MaxNLocator
+
+    loss.set(title="loss (train dashed, validation solid)", xlabel="epoch", ylabel="cross-entropy")
+    acc.set(title="validation accuracy", xlabel="epoch", ylabel="accuracy")
+    for ax in (loss, acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no 1.5 / 2.5 ticks
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9, frameon=False)
     return svg(fig)
 
 

@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from graft import modalities
-from graft.core import outputs
+from graft.core import glossary, outputs
 from graft.core.artifacts import read_json, write_text
 from graft.explain import page as explain_page
-from graft.promote import lineage
+from graft.promote import lineage, registry
 from graft.report.charts import STYLE, confusion, esc, intervals, learning_curves, table_html
 from graft.report.domains import section as domains_section
 
@@ -126,8 +126,37 @@ def _explain(d: dict) -> str:
     return f'<h2 id="explanations">Explanations</h2>{body}'
 
 
-def render(d: dict, lineage: dict[str, str], title: str) -> str:
-    """The report page from the stage outputs in `d` (validate, select, train, baseline, evaluate, export, gate)."""
+def _shortcuts(d: dict) -> str:
+    """A warning box for each possible shortcut the explanations found (empty when none)."""
+    cuts = (d.get("explain") or {}).get("shortcuts") or []
+    items = "".join(f"<li><b>{esc(c['kind'])}</b> carries {c['share']:.0%} of the evidence for <b>{esc(c['label'])}"
+                    f"</b> ({c['inputs']} explained inputs; {esc(', '.join(c['units'][:6]))}): {esc(c['hint'])}</li>"
+                    for c in cuts)
+    return (f'<div class="warn" id="shortcuts"><b>Possible <a href="#{glossary.anchor("shortcut")}">shortcut'
+            f'</a></b><ul>{items}</ul></div>') if items else ""
+
+
+def _links(d: dict, registry_uri: str) -> str:
+    """The bar linking this page to the runs index, the explanations, the data validation and the MLflow version."""
+    reg = (d.get("gate") or {}).get("registered")
+    links = ['<a href="runs.html">runs index</a>', '<a href="explain.html">explanations</a>' if d.get("explain")
+             else "", '<a href="validate/summary.html">data validation</a>', '<a href="validate/index.html">Great '
+             'Expectations Data Docs</a>', '<a href="#glossary">glossary</a>']
+    if reg:
+        ui = registry_uri.rstrip("/") if registry_uri.startswith("http") else "http://127.0.0.1:5000"
+        hint = "" if registry_uri.startswith("http") else \
+            f" (with <code>mlflow ui --backend-store-uri {esc(registry_uri)}</code>)"
+        links.append(f'<a href="{esc(ui)}/#/models/{esc(reg["model_name"])}/versions/{reg["version"]}">MLflow: '
+                     f'{esc(reg["model_name"])} v{reg["version"]}</a>{hint}')
+    return '<nav class="links">' + " · ".join(x for x in links if x) + "</nav>"
+
+
+def render(d: dict, lineage: dict[str, str], title: str, registry_uri: str = "") -> str:
+    """The report page from the stage outputs in `d`, read top-down.
+
+    The verdict, the gate's checks, the comparisons, the training and the data behind them, then the explanations,
+    the export and the lineage; a glossary of the terms used last.
+    """
     gate = d.get("gate")
     reg = (gate or {}).get("registered")
     verdict = ("AWAITING APPROVAL" if reg and reg["alias"] == "challenger" else "PROMOTED" if reg
@@ -140,17 +169,22 @@ def render(d: dict, lineage: dict[str, str], title: str) -> str:
     train_line = (f"{t.get('mode', '?')} mode, {t.get('precision', '?')} on {t.get('device', '?')}, best epoch "
                   f"{t.get('best_epoch', '?')} of {len(t.get('history', []))}, {t.get('seconds', '?')} s")
     lines = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(v)}</code></td></tr>" for k, v in lineage.items())
+    body = f"""<h1>{esc(title)}</h1>{_links(d, registry_uri)}
+<div class="banner {'pass' if gate and gate['passed'] else 'fail'}" id="verdict"><b>{verdict}</b></div>{_answers(d)}
+{_shortcuts(d)}
+<h2 id="gate">Gate checks</h2>{_gate_section(gate)}
+<h2 id="comparison">Fine-tuned vs scratch vs classical vs champion</h2>{_comparison_section(d.get('evaluate'))}
+{_domains(d)}
+<h2 id="training">Training</h2><p>{esc(train_line)}</p><div class="plots">{curves}</div>
+<h2 id="backbone">Backbone ranking</h2>{_backbone_section(d.get('select'), d.get('evaluate'))}
+<h2 id="data">Data validation and drift</h2>{_data_section(d.get('validate'), d.get('manifest'))}
+{_explain(d)}
+<h2 id="onnx">ONNX parity and latency</h2>{_onnx_section(d.get('export'))}
+<h2 id="lineage">Lineage</h2><table>{lines}</table>"""
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}: {verdict}</title>
 <style>{STYLE}</style></head><body>
-<h1>{esc(title)}</h1><div class="banner {'pass' if gate and gate['passed'] else 'fail'}" id="verdict">
-<b>{verdict}</b></div>{_answers(d)}
-<h2 id="data">Data validation and drift</h2>{_data_section(d.get('validate'), d.get('manifest'))}
-<h2 id="backbone">Backbone ranking</h2>{_backbone_section(d.get('select'), d.get('evaluate'))}
-<h2 id="training">Training</h2><p>{esc(train_line)}</p><div class="plots">{curves}</div>
-<h2 id="comparison">Fine-tuned vs scratch vs classical vs champion</h2>{_comparison_section(d.get('evaluate'))}
-{_domains(d)}{_explain(d)}<h2 id="gate">Gate verdict</h2>{_gate_section(gate)}
-<h2 id="onnx">ONNX parity and latency</h2>{_onnx_section(d.get('export'))}
-<h2 id="lineage">Lineage</h2><table>{lines}</table>
+{body}
+{glossary.section(body)}
 </body></html>
 """
 
@@ -189,5 +223,6 @@ def report(cfg, d: dict, out: str | Path) -> Path:
              "data md5": (d.get("manifest") or {}).get("source_md5", "?"), "git commit": lineage.git_commit(),
              "params hash": lineage.params_hash(cfg),
              "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")}
-    write_text(out, render(d, facts, f"graft run report — {cfg.registry.model_name}"))
+    write_text(out, render(d, facts, f"graft run report — {cfg.registry.model_name}",
+                           registry.tracking_uri(cfg.registry)))
     return Path(out)

@@ -12,6 +12,8 @@ from graft.report.charts import STYLE, esc, pyplot, svg, table_html
 
 def _runs(reg) -> tuple[list[dict], dict]:
     """Every gate run of the experiment, oldest first, and {run id: version} of the registered ones."""
+    if registry.missing_store(reg) is not None:  # nothing registered yet: no runs, and no empty store left behind
+        return [], {}
     mlflow, client = registry.connect(reg)
     exp = client.get_experiment_by_name(reg.experiment)
     if exp is None:
@@ -26,6 +28,8 @@ def _runs(reg) -> tuple[list[dict], dict]:
 
 def _moves(reg) -> str:
     """The audit log as a table, newest first."""
+    if registry.missing_store(reg) is not None:
+        return "<p>no registry yet: nothing was registered</p>"
     log = audit.entries(registry.Registry(reg).model_tags())
     if not log:
         return "<p>no alias moves recorded yet</p>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graft.core import outputs
+from graft.core.errors import GraftError
 
 
 def summary(metrics_dir: str | Path, model_dir: str | Path, since: float | None = None) -> str:
@@ -14,6 +15,9 @@ def summary(metrics_dir: str | Path, model_dir: str | Path, since: float | None 
     wrote them and they do not describe this one.
     """
     m = Path(metrics_dir)
+    if not m.is_dir():
+        raise GraftError(f"{m}: no such metrics folder (give the folder the pipeline wrote, e.g. metrics; "
+                         f"`make run` writes it)")
 
     def fresh(name: str) -> dict | None:
         path = m / f"{name}.json"
@@ -21,6 +25,8 @@ def summary(metrics_dir: str | Path, model_dir: str | Path, since: float | None 
             else None
 
     ev, gate, exp, sel, tr, xp = (fresh(n) for n in ("evaluate", "gate", "export", "select", "train", "explain"))
+    if since is None and not any((sel, ev, exp, gate, tr, xp)):
+        raise GraftError(f"{m}: no stage's metrics in this folder (select.json ... gate.json); run the pipeline first")
     text = render(sel, ev, exp, gate, model_dir, tr, xp)
     return text if since is None else text.replace("graft run summary", "graft run summary (the run FAILED; "
                                                    "only results written by this run are shown)")

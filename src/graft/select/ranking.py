@@ -20,9 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm.auto import tqdm
 
 from graft import modalities
+from graft.core import progress
 from graft.core.config import Candidate, Config, SelectConfig
 from graft.core.errors import GraftError
 from graft.metrics.logme import logme
@@ -65,7 +65,7 @@ def rank(train: pd.DataFrame, cfg: Config) -> dict:
     for cand in cfg.select.candidates:
         by_source[cand.source].append(cand)
     cache, ranking, computed = FeatureCache(cfg.select.feature_cache), [], 0
-    for group in tqdm(list(by_source.values()), desc="select: scoring backbones", unit="source", disable=None):
+    for group in progress.bar(list(by_source.values()), desc="select: scoring backbones", unit="source"):
         entries, n = modality.score_backbones(group, items, cfg, cache)
         computed += n
         for found in entries:

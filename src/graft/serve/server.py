@@ -30,7 +30,7 @@ from graft.serve.source import Source
 
 log = logging.getLogger("graft.serve")
 
-DEFAULT_NAME = "graft"  # the model name clients call a package folder by, unless serve.model_name says otherwise
+DEFAULT_NAME = "graft"  # the name earlier releases served every model under: still answered, beside the real one
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class Server:
 
     def check_model(self, name: str, version: str | None) -> None:
         """404 unless `name` (and `version`, when given) is what this server serves."""
-        if name != self.name:
+        if name not in (self.name, DEFAULT_NAME):
             raise protocol.ProtocolError(404, f"unknown model {name!r} (this server serves {self.name!r})")
         if version is not None and version != self.served.version:
             raise protocol.ProtocolError(404, f"model {name!r} has no version {version!r} here "

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from graft import modalities
+from graft.core import progress
 from graft.core.artifacts import atomic_dir
 from graft.core.config import Candidate, Config
 from graft.core.errors import GraftError
@@ -61,8 +61,9 @@ class Loop:
 
     def __init__(self, model: Classifier, cfg: Config, ys: dict[str, np.ndarray], tasks: Tasks, weights: dict,
                  steps_per_epoch: int, hw: Hardware, world: distributed.World = distributed.World(),
-                 method: adapt.Method | None = None, ctx: adapt.Context | None = None):
+                 method: adapt.Method | None = None, ctx: adapt.Context | None = None, label: str = ""):
         t = cfg.train
+        self.label = label  # what progress lines call this run ("pretrained MiniLM: ")
         self.model, self.t, self.hw, self.tasks, self.weights = model, t, hw, tasks, weights
         self.method, self.ctx, self.total = method or adapt.Method(), ctx, steps_per_epoch * t.epochs
         # net: what the training step calls. Several workers: DDP around the model. One, in bf16: a bf16 copy whose
@@ -111,9 +112,8 @@ class Loop:
         """Run the rest of the current epoch's batches (from `position`), stepping every grad_accum batches."""
         t, run = self.t, self.running
         self.net.train()
-        bar = tqdm(total=len(self.batches), initial=self.position, unit="batch",
-                   disable=None if self.world.main else True,
-                   desc=f"epoch {self.epoch}/{t.epochs}")
+        bar = progress.bar(total=len(self.batches), initial=self.position, unit="batch", show=self.world.main,
+                           desc=f"{self.label}epoch {self.epoch}/{t.epochs}")
         start = time.perf_counter() - run["seconds"]
         while self.position < len(self.batches):
             idx = distributed.shard(self.batches[self.position], self.world)
@@ -162,6 +162,10 @@ class Loop:
                "train_accuracy": round(run["correct"] / run["seen"], 4), **val, **self.method.epoch_stats(),
                "seconds": round(run["seconds"], 2), "examples_per_second": round(run["seen"] / run["seconds"], 1)}
         self.history.append(row)
+        if self.world.main:
+            progress.line(f"{self.label}epoch {self.epoch}/{self.t.epochs}: train loss {row['train_loss']:.4f}, "
+                          f"val macro-F1 {val['val_macro_f1']:.4f}, val loss {val['val_loss']:.4f} "
+                          f"({row['seconds']:.1f} s)")
         if improves(val, self.best):
             self.best = {"epoch": self.epoch, "val_macro_f1": val["val_macro_f1"], "val_loss": val["val_loss"],
                          "val_accuracy": val["val_accuracy"], "weights": copy.deepcopy(self.model.state_dict())}
@@ -223,7 +227,8 @@ def fit(train: pd.DataFrame, validation: pd.DataFrame, candidate: Candidate, cfg
     # tapt changes the encoder before training: a resumed run restores its weights from the checkpoint instead
     adaptation = {"method": method.name, **({"target_pool": pool} if method.name != "none" else {}),
                   **(method.before(ctx) if not state or method.name != "tapt" else {})}
-    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, world, method, ctx)
+    loop = Loop(model, cfg, ys, tasks, weights, steps_per_epoch, hw, world, method, ctx,
+                label=f"{init_from} {candidate.name}: ")
     resumed = None
     if state:
         loop.restore(state, gen)
@@ -267,7 +272,8 @@ def retrain(ctx: adapt.Context, main: Loop, more: list, labels: np.ndarray) -> l
         scale["head_learning_rate"] = t.head_learning_rate * a.round_learning_rate_scale
     rcfg = cfg.model_copy(update={"train": t.model_copy(update=scale)})
     data = Inputs(ctx.modality.encode(ctx.processor, items), main.hw)
-    loop = Loop(model, rcfg, {task: y}, main.tasks, main.weights, math.ceil(len(items) / t.batch_size), main.hw)
+    loop = Loop(model, rcfg, {task: y}, main.tasks, main.weights, math.ceil(len(items) / t.batch_size), main.hw,
+                label=f"{main.label}self-training round, ")
     while loop.epoch <= a.round_epochs:
         loop.batches = bucketed(data.lengths(), t.batch_size, ctx.gen)
         loop.train_batches(data, {task: torch.tensor(y)}, lambda: None)
@@ -283,7 +289,8 @@ def _finish(loop: Loop, model: Classifier, processor, modality: Modality, out: P
     t = cfg.train
     meta = {"labels": next(iter(loop.tasks.values())), "max_length": t.max_length, "dropout": t.dropout,
             "init_from": init_from, "mode": t.mode, "backbone": candidate.model_dump(), "train_rows": rows,
-            "seed": cfg.seed, "best_epoch": loop.best["epoch"], "adapt": extra["adaptation"]["method"]}
+            "seed": cfg.seed, "best_epoch": loop.best["epoch"], "adapt": extra["adaptation"]["method"],
+            "history": loop.history}
     if len(loop.tasks) > 1:
         meta.update(tasks=loop.tasks, task_weights=loop.weights)
     if loop.world.main:  # one writer among data-parallel workers

@@ -27,9 +27,10 @@ class ExportConfig(Section):
 class ExplainConfig(Section):
     """The explain stage: integrated-gradients attributions of a test sample, and how faithful they are."""
 
-    n: int = Field(200, ge=10, description="Test rows explained (seeded, stratified by label, misclassified first "
+    n: int = Field(100, ge=10, description="Test rows explained (seeded, stratified by label, misclassified first "
                    "up to a quarter); also the items of the deletion test.")
-    steps: int = Field(50, ge=4, description="Integrated-gradients steps (Gauss-Legendre) per input.")
+    steps: int = Field(20, ge=4, description="Integrated-gradients steps (Gauss-Legendre) per input; the "
+                       "completeness share says whether they suffice.")
     seed: int | None = Field(None, description="Seed of the sample and of the random deletions (null: the "
                              "top-level seed).")
     fraction: float = Field(0.2, gt=0, lt=1, description="Share of units (words, pixels) the deletion test removes.")
@@ -37,6 +38,11 @@ class ExplainConfig(Section):
                                       "(probability units) to count as complete.")
     batch_size: int = Field(4, ge=1, description="Inputs per attribution batch (times `steps` forward passes).")
     scratch: bool = Field(True, description="Explain the scratch model too, as the faithfulness anchor.")
+    scratch_n: int | None = Field(50, ge=10, description="The anchor explains this many of the n rows (a seeded "
+                                  "subset; null: all n).")
+    shortcut_share: float = Field(0.1, gt=0, le=1, description="A kind of artefact (URL pieces, @handles, markup; "
+                                  "image borders) holding at least this share of a class's positive attribution "
+                                  "is flagged as a possible shortcut in the report and the model card.")
     examples: int = Field(8, ge=0, description="Inputs shown in the reports (misclassified first).")
 
 
@@ -46,8 +52,8 @@ class ServeConfig(Section):
     host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container).")
     port: int = Field(8080, ge=1, le=65535, description="HTTP port.")
     model_name: str | None = Field(
-        None, description="The name clients call it by (null: the registry model's name when serving "
-        "models:/NAME@ALIAS, else graft).")
+        None, description="The name clients call it by (null: the registry model's name, NAME of "
+        "models:/NAME@ALIAS or registry.model_name for a folder); `graft` is answered too.")
     max_batch: int = Field(32, ge=1, description="Dynamic batching: concurrent requests merge into one ONNX "
                            "Runtime call of at most this many inputs.")
     max_delay_ms: float = Field(2.0, ge=0, description="How long the first request of a batch waits for others "

@@ -236,6 +236,9 @@ class EvaluateOutput(Output):
     labels: list[str]
     selfcheck: Audit | None = None
     domains: Domains | None = None
+    training: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="each model's per-epoch history (finetune, scratch, adapted), as its folder "
+        "recorded it; the gate logs it to the MLflow run with the epoch as the step")
 
 
 KINDS: dict[str, type[Output]] = {"validate": ValidateOutput, "select": SelectOutput, "train": TrainOutput,

@@ -24,6 +24,17 @@ class Faithfulness(Output):
     concentration: float | None = Field(description="mean share of |attribution| held by the top units")
 
 
+class Shortcut(Output):
+    """A kind of artefact that carries a large share of one class's positive attribution: a possible shortcut."""
+
+    label: str = Field(description="the predicted class whose evidence it carries")
+    kind: str = Field(description="url, handle, markup (texts); border (images)")
+    share: float = Field(description="its share of the class's positive attribution over the explained inputs")
+    inputs: int = Field(description="explained inputs of that class where it occurs")
+    units: list[str] = Field(description="the units that carry it, most attribution first")
+    hint: str = Field(description="what to do about it")
+
+
 class ExplainOutput(Output):
     """metrics/explain.json: attributions of a test sample by the model that goes on, and their faithfulness."""
 
@@ -38,6 +49,8 @@ class ExplainOutput(Output):
     rows: dict[str, int] = Field(description="test rows, explained, misclassified among them")
     faithfulness: dict[str, Faithfulness] = Field(description="model, and scratch (the anchor)")
     evidence: dict[str, Any] = Field(description="per predicted class: top words (texts) or the mean heat-map")
+    shortcuts: list[Shortcut] = Field(default_factory=list, description="artefacts (URL pieces, @handles, markup; "
+                                      "image borders) holding explain.shortcut_share or more of a class's evidence")
     examples: list[dict[str, Any]] = Field(description="records shown in the reports, misclassified first")
     seconds: float
 

@@ -79,6 +79,35 @@ def evidence(records: list[dict], classes: list[str]) -> dict:
     return out
 
 
+BORDER = 0.125  # the band along each edge, as a share of the side: 44% of the area
+
+
+def shortcuts(records: list[dict], classes: list[str], share: float) -> list[dict]:
+    """The border band, for a class whose positive attribution it holds more of than its area plus `share`.
+
+    Objects sit in the middle of a well-framed image; evidence piled on the frame (a watermark, a scanner edge, a
+    padding colour) is a shortcut the model may not find in production.
+    """
+    found = []
+    for ci, name in enumerate(classes):
+        maps = [np.clip(np.asarray(r["attributions"], np.float64), 0, None) for r in records if r["target"] == ci]
+        if not maps:
+            continue
+        total = np.sum(maps, 0)
+        h, w = total.shape
+        b = max(1, int(round(BORDER * min(h, w))))
+        inner = np.zeros_like(total, bool)
+        inner[b:h - b, b:w - b] = True
+        area = 1 - inner.mean()
+        held = float(total[~inner].sum() / total.sum()) if total.sum() > 0 else 0.0
+        if held >= area + share:
+            found.append({"label": name, "kind": "border", "share": round(held, 4), "inputs": len(maps),
+                          "units": [f"outer {b} of {h} cells on each edge ({area:.0%} of the area)"],
+                          "hint": "the model leans on the image's frame: check crops, padding and watermarks in "
+                                  "the training images against production"})
+    return sorted(found, key=lambda f: -f["share"])
+
+
 def _png(image: np.ndarray | None, heat: np.ndarray, size: int = 112) -> str:
     """A data: URI of the heat-map (red: toward the class, blue: against) over the grey image, if any."""
     import base64

@@ -181,6 +181,12 @@ class TextModality(Modality):
 
         return explain.evidence(records, classes)
 
+    def shortcuts(self, records: list[dict], classes: list[str], share: float) -> list[dict]:
+        """URL pieces, @handles and markup that carry a large share of a class's evidence."""
+        from graft.modalities.text import explain
+
+        return explain.shortcuts(records, classes, share)
+
     def explanation_html(self, item, record: dict) -> str:
         """Words shaded by score."""
         from graft.modalities.text.explain import record_html

@@ -80,8 +80,9 @@ def detect(path: Path) -> tuple[pd.DataFrame, list[str]] | None:
 def read_table(path: Path, cfg: DataConfig) -> pd.DataFrame:
     """Read a raw or user table and rename its configured columns to `text`, `label`, `time`, `split`.
 
-    A file that already uses `text`/`label` is read as is. Missing columns are left missing: validation reports
-    them, so that a broken file fails in one place with one message.
+    A file that already uses `text`/`label` is read as is. Missing columns are left missing (an unlabeled target
+    pool has no label); the file's own column names stay in `attrs["source_columns"]`, for the error `prepare`
+    gives when the label or text column it needs is not there.
     """
     if not path.is_file():
         raise GraftError(f"{path}: data file not found")
@@ -94,9 +95,11 @@ def read_table(path: Path, cfg: DataConfig) -> pd.DataFrame:
     renames = {cfg.text_column: "text", cfg.label_column: "label", cfg.split_column: "split"}
     if cfg.time_column:
         renames[cfg.time_column] = "time"
+    columns = [str(c) for c in df.columns]
     renames = {src: dst for src, dst in renames.items() if src in df.columns and dst not in df.columns}
     keep = [c for c in ("text", "label", "time", "split") if c in df.columns or c in renames.values()]
     df = df.rename(columns=renames)[keep].reset_index(drop=True)
+    df.attrs["source_columns"] = columns
     if "text" in df.columns and path.suffix.lower() in formats.DELIMITED:
         is_null = df["text"].str.lower().isin(formats.NULL_TOKENS)
         df["text"] = df["text"].astype(object).where(~is_null, None)

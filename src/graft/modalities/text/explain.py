@@ -6,6 +6,7 @@ unchanged), so a "deleted" word is a padded one, in the attributions and in the 
 
 from __future__ import annotations
 
+import re
 from html import escape
 
 import numpy as np
@@ -111,6 +112,57 @@ def evidence(records: list[dict], classes: list[str], top: int = 12) -> dict:
         ranked = sorted(total.items(), key=lambda kv: -sum(kv[1]))[:top]
         out[name] = [{"word": w, "total": round(sum(v), 4), "count": len(v)} for w, v in ranked]
     return out
+
+
+ARTEFACTS = {  # what a text's shortcut looks like: a pattern, and what to do about it
+    "url": (re.compile(r"(?:https?://|www\.)\S+"), "the model leans on links: strip or replace URLs (e.g. with "
+            "a URL token) in data.raw and in what is served, or check that links carry the class in production too"),
+    "handle": (re.compile(r"@\w+"), "the model leans on @mentions: check they mean the same in production, or "
+               "mask them"),
+    "markup": (re.compile(r"<[^>]{1,40}>|&[a-z]{2,6};|&#\d+;"), "the model leans on markup or HTML entities: "
+               "unescape or strip them when preparing the data"),
+}
+
+
+def _units_in(text: str, words: list) -> list[tuple[str, float, int]]:
+    """(word, score, character offset) of each unit, found in reading order in `text` (-1 when not found)."""
+    out, cursor = [], 0
+    for word, score in words:
+        at = text.find(word, cursor) if word else -1
+        if at >= 0:
+            cursor = at + len(word)
+        out.append((word, score, at))
+    return out
+
+
+def shortcuts(records: list[dict], classes: list[str], share: float) -> list[dict]:
+    """Artefact kinds (URLs, @handles, markup) holding >= `share` of a class's positive attribution, largest first."""
+    found = []
+    for ci, name in enumerate(classes):
+        total, by_kind = 0.0, {k: {} for k in ARTEFACTS}
+        seen = {k: 0 for k in ARTEFACTS}
+        for r in records:
+            if r["target"] != ci:
+                continue
+            text = str(r["input"])
+            spans = {k: [m.span() for m in pattern.finditer(text)] for k, (pattern, _) in ARTEFACTS.items()}
+            hit = set()
+            for word, score, at in _units_in(text, r["attributions"]):
+                total += max(score, 0.0)
+                for kind, ranges in spans.items():
+                    if at >= 0 and any(a <= at < b for a, b in ranges):
+                        by_kind[kind][word.lower()] = by_kind[kind].get(word.lower(), 0.0) + max(score, 0.0)
+                        hit.add(kind)
+                        break
+            for kind in hit:
+                seen[kind] += 1
+        for kind, words in by_kind.items():
+            held = sum(words.values()) / total if total > 0 else 0.0
+            if held >= share:
+                top = [w for w, v in sorted(words.items(), key=lambda kv: -kv[1]) if v > 0][:6]
+                found.append({"label": name, "kind": kind, "share": round(held, 4), "inputs": seen[kind],
+                              "units": top, "hint": ARTEFACTS[kind][1]})
+    return sorted(found, key=lambda f: -f["share"])
 
 
 def _shade(score: float, scale: float) -> str:

@@ -15,8 +15,8 @@ import time
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
+from graft.core import progress
 from graft.core.errors import GraftError
 from graft.train import optim
 from graft.train.adapt.base import Context, Method
@@ -77,8 +77,8 @@ class TAPT(Method):
         encoder.train()
         losses, start = [], time.perf_counter()
         for epoch in range(1, self.a.tapt_epochs + 1):
-            for idx in tqdm(bucketed(encoded.lengths(), t.batch_size, ctx.gen), unit="batch", disable=None,
-                            desc=f"tapt {epoch}/{self.a.tapt_epochs}"):
+            for idx in progress.bar(bucketed(encoded.lengths(), t.batch_size, ctx.gen), unit="batch",
+                                    desc=f"tapt {epoch}/{self.a.tapt_epochs}"):
                 batch = encoded.batch(idx, torch.device("cpu"))
                 ids, labels = mask_tokens(batch["input_ids"], batch["attention_mask"], special, tok.mask_token_id,
                                           head.bias.numel(), self.a.mask_probability, ctx.gen)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -213,6 +214,34 @@ def test_docs_folder_holds_data_docs_and_a_single_page_summary(cfg, tmp_path):
     page = (site / "summary.html").read_text()
     assert "Data validation: PASSED" in page and "label_in_set" in page and "<iframe srcdoc=" in page
     assert "http://" not in page.split("<iframe")[0]  # the summary itself loads nothing from the network
+    assert not re.search(r"""<(?:link|script|img)\b[^>]*(?:src|href)=&quot;https?:""", page)  # nor its iframes
+
+
+def test_data_docs_render_styled_from_their_own_assets_in_a_browser(cfg, tmp_path):
+    """GX's templates load Bootstrap, jQuery and Font Awesome from CDNs: the site serves its own copies."""
+    from playwright.sync_api import sync_playwright
+
+    from graft.data.validate import run
+
+    run(version((40, 40)), cfg, "v", docs=tmp_path / "docs", drift=False)
+    site = tmp_path / "docs"
+    pages = [site / "index.html", next((site / "validations").rglob("*.html"))]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        for path in pages:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            requested, failed = [], []
+            page.on("request", lambda r: requested.append(r.url))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(path.as_uri(), wait_until="load")
+            font = page.evaluate("getComputedStyle(document.body).fontFamily")
+            icons = page.evaluate("getComputedStyle(document.querySelector('.fas, .fa'), '::before').fontFamily")
+            jquery = page.evaluate("typeof window.jQuery")
+            page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
+            assert [u for u in requested if not u.startswith(site.as_uri())] == [], path  # nothing external
+            assert failed == [] and "-apple-system" in font, (path, failed, font)  # Bootstrap 4's font stack
+            assert "Font Awesome" in icons and jquery == "function", (icons, jquery)
+        browser.close()
 
 
 def test_text_length_bounds_apply_to_non_blank_texts(cfg):

@@ -64,9 +64,16 @@ def test_the_report_answers_the_four_questions_in_a_browser(pages, stage_run):
     assert f"Backbone: {selection['selected']}" in text
     assert f"difference {gap['diff']:+.4f} (95% CI {gap['ci_low']:+.4f} to {gap['ci_high']:+.4f})" in text
     assert f"Promoted? yes, as graft-text v{stage_run['registered']['version']}" in text
-    for heading in ("Data validation and drift", "Backbone ranking", "Training", "Gate verdict",
-                    "ONNX parity and latency", "Lineage"):
-        assert heading in text
+    # read top-down: the verdict, the gate's checks, the comparisons, what is behind them, explanations, a glossary
+    order = ["PROMOTED", "Gate checks", "Fine-tuned vs scratch vs classical vs champion", "Training",
+             "Backbone ranking", "Data validation and drift", "Explanations", "ONNX parity and latency", "Lineage",
+             "Glossary"]
+    assert [text.index(h) for h in order] == sorted(text.index(h) for h in order)
+    assert "ECE\nExpected calibration error" in text and "LogME\nLog maximum evidence" in text
+    html = run.read_text()
+    for href in ("runs.html", "explain.html", "validate/summary.html", "validate/index.html", "#glossary",
+                 f"/#/models/graft-text/versions/{stage_run['registered']['version']}"):
+        assert f'href="{href}' in html or href in html, href
     assert f"{evaluation['finetune']['macro_f1']:.4f}" in text and "transfer_benefit" in text
     assert svgs == 3  # learning curves, intervals, confusion matrix
     assert (tmp / "run.png").stat().st_size > 20_000

@@ -79,3 +79,17 @@ def test_mlflow_models_serve_answers_like_graft_predict(stage_run, uri, texts, t
         proc.wait(30)
         log.close()
     assert [row["label"] for row in rows] == [e["label"] for e in Package(stage_run["onnx"]).predict(texts)]
+
+
+def test_the_versions_run_holds_the_training_curves_one_step_per_epoch(stage_run, shrunk):
+    from graft.core.artifacts import read_json
+
+    reg = shrunk[1].registry
+    client = mlflow.MlflowClient(tracking_uri=reg.tracking_uri, registry_uri=reg.tracking_uri)
+    run_id = client.get_model_version_by_alias(reg.model_name, reg.alias).run_id
+    trained = read_json(stage_run["evaluate"])["training"]
+    assert set(trained) >= {"finetune", "scratch"}
+    for model, history in trained.items():
+        logged = client.get_metric_history(run_id, f"train.{model}.val_macro_f1")
+        assert sorted((m.step, m.value) for m in logged) == [(r["epoch"], r["val_macro_f1"]) for r in history]
+        assert len(client.get_metric_history(run_id, f"train.{model}.train_loss")) == len(history)

@@ -101,3 +101,59 @@ def test_masks_take_the_top_share_and_as_many_random_units():
     top, rand = faithfulness.masks([a], 0.2, np.random.default_rng(0))
     assert top[0].tolist() == [i in (1, 7) for i in range(10)]
     assert rand[0].sum() == 2
+
+
+def _record(text: str, scores: dict[str, float], target: int = 0) -> dict:
+    """A text record: each word of `text` (split as the tokenizer's words would be) with its score."""
+    import re
+
+    words = re.findall(r"\w+|[^\w\s]", text)
+    return {"input": text, "target": target, "attributions": [[w, scores.get(w, 0.01)] for w in words]}
+
+
+def test_url_pieces_that_carry_a_class_are_flagged_as_a_shortcut_and_content_words_are_not():
+    from graft.modalities.text.explain import shortcuts
+
+    leaning = [_record(f"great rally tonight https://t.co/x{i}", {"https": 0.3, "/": 0.2, "co": 0.1, "rally": 0.05})
+               for i in range(5)]
+    found = shortcuts(leaning, ["a", "b"], 0.1)
+    assert [(f["label"], f["kind"], f["inputs"]) for f in found] == [("a", "url", 5)]
+    assert found[0]["share"] > 0.8 and found[0]["units"][:2] == ["/", "https"]  # three slashes per link
+    # the same texts where the content word carries the evidence: the link is present but not leaned on
+    content = [_record(f"great rally tonight https://t.co/x{i}", {"rally": 0.6, "great": 0.3}) for i in range(5)]
+    assert shortcuts(content, ["a", "b"], 0.1) == []
+    handles = [_record("thank you @someone for coming", {"@": 0.2, "someone": 0.2, "thank": 0.1}, target=1)]
+    assert [f["kind"] for f in shortcuts(handles, ["a", "b"], 0.1)] == ["handle"]
+
+
+def test_evidence_on_an_image_frame_is_flagged_and_evidence_on_the_object_is_not():
+    from graft.modalities.image.explain import shortcuts
+
+    frame, centre = np.zeros((32, 32)), np.zeros((32, 32))
+    frame[:3, :] = 1.0
+    centre[10:22, 10:22] = 1.0
+    on_frame = [{"target": 0, "attributions": frame.tolist()} for _ in range(3)]
+    on_object = [{"target": 1, "attributions": centre.tolist()} for _ in range(3)]
+    found = shortcuts(on_frame + on_object, ["coat", "shirt"], 0.1)
+    assert [(f["label"], f["kind"], f["share"]) for f in found] == [("coat", "border", 1.0)]
+
+
+def test_progress_outside_a_terminal_is_timestamped_lines_with_rate_and_eta(capsys, monkeypatch):
+    import re
+
+    from graft.core import progress
+
+    monkeypatch.delenv("GRAFT_PROGRESS", raising=False)
+    with progress.bar(total=4, desc="explain: model", unit="input", every=0) as bar:
+        for _ in range(4):
+            bar.update()
+    lines = capsys.readouterr().err.splitlines()
+    stamp = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+    assert re.match(stamp + r"explain: model: started, 4 inputs$", lines[0])
+    assert any(re.match(stamp + r"explain: model  2/4 inputs \(50%\)  [\d.]+ inputs/s  ETA \d+ s$", ln)
+               for ln in lines)
+    assert re.match(stamp + r"explain: model  4/4 inputs \(100%\)  [\d.]+ inputs/s  done in \d+ s$", lines[-1])
+    monkeypatch.setenv("GRAFT_PROGRESS", "off")
+    with progress.bar(total=2, desc="quiet") as bar:
+        bar.update(2)
+    assert capsys.readouterr().err == ""

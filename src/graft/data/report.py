@@ -6,6 +6,8 @@ import html
 import json
 from pathlib import Path
 
+from graft.data.docs_offline import self_contained
+
 
 def _cell(value) -> str:
     return html.escape(json.dumps(value) if isinstance(value, (dict, list)) else "" if value is None else str(value))
@@ -25,8 +27,8 @@ def validation_html(report: dict, where: str, site: Path | None = None) -> str:
                     f"<td>{_cell(c['observed'])}</td><td>{_cell(c.get('threshold'))}</td><td>{state}</td>"
                     f"<td>{_cell(c['detail'])}</td><td>{_cell(c['risk'])}</td></tr>")
     pages = sorted((site / "validations").rglob("*.html")) if site and (site / "validations").is_dir() else []
-    frames = "".join(f"<h3>{html.escape(p.stem)}</h3><iframe srcdoc=\"{html.escape(p.read_text())}\"></iframe>"
-                     for p in pages)
+    frames = "".join(f"<h3>{html.escape(p.stem)}</h3><iframe srcdoc=\"{html.escape(self_contained(p.read_text()))}"
+                     f"\"></iframe>" for p in pages)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>graft data validation: {verdict}</title>
 <style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;vertical-align:top}} tr.fail{{background:#fdd}}

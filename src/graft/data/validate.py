@@ -20,6 +20,7 @@ from graft import modalities
 from graft.core import outputs
 from graft.core.artifacts import atomic_dir
 from graft.core.config import Config
+from graft.data import docs_offline
 from graft.data import drift as drift_store
 from graft.data.report import validation_html
 
@@ -210,11 +211,17 @@ def _validate(ctx, name: str, items: list[Any], df: pd.DataFrame, docs: bool):
     return next(iter(checkpoint.run(batch_parameters={"dataframe": df}).run_results.values()))
 
 
-def _observed(check: str, kwargs: dict, result: dict) -> Any:
-    """What the report shows as observed: the column for schema, else GX's value or unexpected count."""
+def _observed(check: str, kwargs: dict, result: dict, kind: str = "") -> Any:
+    """What the report shows as observed: the column for schema, else GX's value or unexpected count.
+
+    A duplicates check measures the share of DISTINCT values (1.0: no duplicates); it is shown under that name, so
+    that 1.0 is not read as "all duplicated".
+    """
     if check == "schema":
         return kwargs.get("column")
     value = result.get("observed_value", result.get("unexpected_count"))
+    if kind == "expect_column_proportion_of_unique_values_to_be_between" and isinstance(value, (int, float)):
+        return {"distinct_share": round(float(value), 4)}
     return round(value, 4) if isinstance(value, float) else value
 
 
@@ -227,7 +234,7 @@ def _run(ctx, phase: str, tables: dict[str, pd.DataFrame], suites: dict[str, lis
             check, res, kwargs = r.expectation_config.meta["check"], r.result or {}, r.expectation_config.kwargs
             checks.append(Check(
                 name=check, table=name.split(":")[0], passed=bool(r.success), risk=risk(check, cfg),
-                observed=_observed(check, kwargs, res),
+                observed=_observed(check, kwargs, res, r.expectation_config.type),
                 threshold={k: kwargs[k] for k in THRESHOLD_KEYS if kwargs.get(k) is not None} or None,
                 rows=[] if check == "min_rows_per_class" else list(res.get("partial_unexpected_index_list") or []),
                 detail="" if r.success else _detail(check, kwargs.get("column", ""), res, cfg, tables[name], name),
@@ -300,6 +307,7 @@ def run(tables: dict[str, pd.DataFrame], cfg: Config, where: str, train: str = "
         if report:
             outputs.write(report, "validate", result.to_dict())
         if site:
+            docs_offline.localize(site)  # GX's pages load their CSS and scripts from CDNs: serve them from the site
             (site / "summary.html").write_text(validation_html(result.to_dict(), where, site))
     if drift and result.passed:
         drift_store.save(prof, cfg.validate_.profile_dir)

@@ -50,6 +50,7 @@ def connect(cfg: RegistryConfig):
     for name in ("alembic", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per download floods a piped log
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(max(1, cfg.timeout_s))))
     uri = tracking_uri(cfg)
     return mlflow, mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)

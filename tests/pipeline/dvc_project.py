@@ -32,6 +32,7 @@ def new_project(tmp: Path) -> Path:
     copy_code(tmp)
     (tmp / ".dvc").mkdir()
     shutil.copy(ROOT / ".dvc" / "config", tmp / ".dvc" / "config")
+    shutil.copytree(ROOT / ".dvc" / "plots", tmp / ".dvc" / "plots")  # the offline page template the config names
     params = shrunk_params(tmp)
     params["validate"]["profile_dir"] = "data/profiles"  # a DVC out: inside the project, relative
     write_params(tmp, params)

@@ -62,6 +62,22 @@ def test_data_efficiency_curve_from_the_matrix_stages(project):
     assert all({"pretrained", "scratch", "gain"} <= set(r) for r in rows)
     shown = sh("dvc", "plots", "show", "--json", cwd=tmp).stdout
     assert "data_efficiency" in shown and "learning_curves" in shown
+    # the HTML page renders offline: Vega comes inlined in the template .dvc/config names, not from a CDN
+    sh("dvc", "plots", "show", "-o", "dvc_plots", cwd=tmp)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        requested, errors = [], []
+        page.on("request", lambda r: requested.append(r.url))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((tmp / "dvc_plots" / "index.html").as_uri(), wait_until="load")
+        page.wait_for_selector("canvas, .vega-embed svg", timeout=15000)
+        drawn = page.locator(".vega-embed").count()
+        browser.close()
+    assert requested == [(tmp / "dvc_plots" / "index.html").as_uri()] and errors == []
+    assert drawn >= 2  # learning curves and the data-efficiency curve, each drawn by vega-embed
 
 
 def test_gate_registered_the_champion(project):

@@ -49,7 +49,8 @@ def _answers(d: dict) -> str:
 def _data_section(val: dict | None, manifest: dict | None) -> str:
     if not val:
         return "<p>validation did not run</p>"
-    rows = [[esc(c["table"]), esc(c["name"]), esc(c["observed"]), esc(c.get("threshold")),
+    rows = [[esc(c["table"]), esc(c["name"]), esc("" if c["observed"] is None else c["observed"]),
+             esc(c.get("threshold") or ""),
              "<span class='bad'>FAILED</span>" if not c["passed"] else "warning" if c.get("warning") else "ok",
              esc(c["detail"])] for c in val["checks"] if not c["passed"] or c.get("warning") or c["table"] == "version"]
     sizes = ", ".join(f"{k} {v}" for k, v in (manifest or {}).get("rows", {}).items())

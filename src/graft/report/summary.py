@@ -81,6 +81,9 @@ def render(sel: dict | None, ev: dict | None, exp: dict | None, gate: dict | Non
                    f"{f['random_drop']:.4f} for random ones (ratio {f['ratio']}, 95% CI {lo} to {hi}); complete "
                    f"{f['completeness']['share']} of {f['items']}"
                    + (f"; {xp['seconds']} s" if name == "model" else ""))
+    for c in (xp or {}).get("shortcuts") or []:
+        out.append(f"  WARNING      : possible shortcut: {c['kind']} carries {c['share']:.0%} of the evidence for "
+                   f"{c['label']} ({', '.join(c['units'][:4])}); see reports/explain.html")
     if exp:
         f32, i8 = exp["fp32"], exp["int8"]
         out.append(f"ONNX parity    : fp32 agreement {f32['agreement']:.4f}, max |logit diff| "

@@ -67,3 +67,10 @@ def with_target(params: dict, folder: Path, adapt: str = "self_training") -> dic
     p["data"]["target"] = {"raw": str(folder / "pool.csv"), "test": str(folder / "labeled.csv")}
     p["train"].update(adapt=adapt, adaptation={"pseudo_threshold": 0.5})
     return p
+
+
+def said(stderr: str) -> list[str]:
+    """What a command said on stderr besides its timestamped progress lines (stage start/end, progress)."""
+    import re
+
+    return [ln for ln in stderr.strip().splitlines() if not re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", ln)]

@@ -11,7 +11,7 @@ import pytest
 
 from graft.core import config
 from graft.data.validate import validate_tables
-from tests.shrink import ROOT, write_params
+from tests.shrink import ROOT, said, write_params
 
 LABELS = ["HillaryClinton", "realDonaldTrump"]
 
@@ -98,7 +98,7 @@ def test_cli_rejects_bad_user_file_with_one_line_and_exit_1(tmp_path, breakage, 
     before = registry_state(tmp_path)
     res = subprocess.run(["graft", "validate", "--data", str(data)], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 1
-    lines = res.stderr.strip().splitlines()
+    lines = said(res.stderr)
     assert len(lines) == 1 and expected in lines[0] and str(data) in lines[0]
     assert "Traceback" not in res.stderr
     assert registry_state(tmp_path) == before
@@ -147,7 +147,7 @@ def validate_cli(path: Path, capsys) -> tuple[int, str]:
 def test_malformed_file_is_rejected_with_one_line_naming_the_check(name, capsys):
     path = CASES / "bad" / name
     code, err = validate_cli(path, capsys)
-    lines = err.strip().splitlines()
+    lines = said(err)  # besides the timestamped start and end lines
     assert code == 1 and len(lines) == 1, err
     assert f"{path}: " in lines[0] and f": {BAD[name]}: " in lines[0]
     if name == "train_test_leakage.csv":

@@ -290,7 +290,7 @@ def test_a_token_protects_infer_and_metadata_but_not_health(stage_run, shrunk, t
                 assert r.headers["WWW-Authenticate"].startswith("Bearer")
         good = {"Authorization": "Bearer s3cret-token"}
         assert requests.post(f"{url}/infer", json=infer_body(["x"]), headers=good, timeout=10).status_code == 200
-        assert requests.get(url, headers=good, timeout=10).json()["name"] == "graft"
+        assert requests.get(url, headers=good, timeout=10).json()["name"] == "graft-faults"  # the registry name
         assert requests.get(f"{srv.url}/v2/health/ready", timeout=10).status_code == 200
         assert requests.get(f"{srv.url}/v2/health/live", timeout=10).status_code == 200
     finally:

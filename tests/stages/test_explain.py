@@ -9,6 +9,7 @@ from graft.core import outputs
 from graft.core.artifacts import read_json
 from graft.data.tables import read_splits
 from graft.promote import gate
+from tests.shrink import said
 
 
 def test_the_stage_explains_a_stratified_sample_with_the_misclassified_first(stage_run, shrunk):
@@ -69,8 +70,8 @@ def test_bad_input_to_graft_explain_is_one_line_and_exit_1(stage_run, tmp_path, 
     model = {"missing": tmp_path / "nope", "onnx": stage_run["onnx"], "empty": stage_run["finetune"],
              "no-model": tmp_path}[case]
     assert main(["explain", "--model", str(model), "--input", str(inputs)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("graft explain: error: ")
+    (err,) = said(capsys.readouterr().err)  # one line besides the timestamped start line
+    assert err.startswith("graft explain: error: ")
     expected = {"missing": "no such model folder", "onnx": "an ONNX package", "empty": "no inputs",
                 "no-model": "not a graft model folder"}[case]
     assert expected in err and (str(inputs) in err if case == "empty" else str(model) in err)

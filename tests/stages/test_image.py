@@ -22,6 +22,7 @@ from graft.modalities.image.model import build
 from graft.models.classifier import predict_logits
 from graft.promote import registry
 from tests.fixtures import run_every_stage
+from tests.shrink import said
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,26 @@ def test_onnx_export_has_a_dynamic_batch_and_matches_pytorch(image_run):
     assert not (image_run["onnx"] / "tokenizer.json").exists()
 
 
+def test_the_image_folder_says_how_to_load_it_and_its_snippet_works(image_run, tmp_path):
+    import torch
+
+    from graft.modalities import load_model
+    from graft.models.classifier import predict_logits
+
+    folder = image_run["finetune"]
+    readme = (folder / "README.md").read_text()
+    assert readme.startswith("---\nlibrary_name: graft\n") and not (folder / "config.json").exists()
+    image = read_splits(image_run["splits"])["test"]["image"].iloc[0]
+    (tmp_path / "shirt.png").write_bytes(image)
+    code = readme.split("```python\n")[1].split("```")[0]
+    code = code.replace("path/to/this/folder", str(folder)).replace('"shirt.png"', repr(str(tmp_path / "shirt.png")))
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 (the README's own snippet)
+    processor, model, _ = load_model(folder)
+    expected = torch.softmax(torch.from_numpy(predict_logits(model, processor, [image], 1)), -1)
+    assert abs(scope["probabilities"].detach() - expected).max() < 1e-4
+
+
 def test_the_gate_decides_image_runs_with_the_same_checks(image_run):
     names = [c["name"] for c in image_run["verdict"]["checks"]]
     assert {"min_macro_f1", "transfer_benefit", "onnx_agreement", "int8_accuracy_drop_pt"} <= set(names)
@@ -154,7 +175,7 @@ def test_a_corrupt_file_in_an_image_folder_is_rejected_with_its_name(tmp_path, i
     res = subprocess.run(["graft", "validate", "--params", str(tmp_path / "params.yaml"), "--data",
                           str(tmp_path / "imgs")], capture_output=True, text=True)
     assert res.returncode == 1
-    lines = res.stderr.strip().splitlines()
+    lines = said(res.stderr)
     assert len(lines) == 1 and "image_decodable" in lines[0] and "Bag/broken.png" in lines[0]
     assert "Traceback" not in res.stderr
 

@@ -89,9 +89,12 @@ def test_tritonclient_calls_succeed_and_agree_with_graft_predict(served, stage_r
     import tritonclient.http as triton
 
     client = triton.InferenceServerClient(f"127.0.0.1:{served.port}")
-    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("graft")
+    # a package folder is served under the registry's model name (registry.model_name); `graft` still answers
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("graft-serve")
+    assert client.is_model_ready("graft") and not client.is_model_ready("graft-text")
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
-    meta = client.get_model_metadata("graft")
+    meta = client.get_model_metadata("graft-serve")
+    assert meta["name"] == "graft-serve" and client.get_model_metadata("graft")["name"] == "graft-serve"
     labels = meta["parameters"]["labels"]
     assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     assert {o["name"]: o["shape"] for o in meta["outputs"]} == {
@@ -103,8 +106,9 @@ def test_tritonclient_calls_succeed_and_agree_with_graft_predict(served, stage_r
     inp = triton.InferInput("text", [len(batch)], "BYTES")
     inp.set_data_from_numpy(np.array([t.encode() for t in batch], dtype=np.object_), binary_data=binary)
     outputs = [triton.InferRequestedOutput(n, binary_data=binary) for n in ("probabilities", "label")]
-    result = client.infer("graft", [inp], outputs=outputs, request_id="r1")
+    result = client.infer("graft-serve", [inp], outputs=outputs, request_id="r1")
     assert result.get_response()["id"] == "r1" and result.get_response()["model_version"] == "1"
+    assert result.get_response()["model_name"] == "graft-serve"
     probs, got = result.as_numpy("probabilities"), [b.decode() if isinstance(b, bytes) else b
                                                    for b in result.as_numpy("label")]
     expected = _predict(stage_run["onnx"], batch, tmp_path)
@@ -303,7 +307,7 @@ def test_a_package_broken_on_purpose_is_refused_by_infra_validation_and_nothing_
         model.write_bytes(model.read_bytes()[:100_000])
     params = params_for(shrunk, tmp_path)
     res = _gate(stage_run, params, tmp_path / "gate.json", broken)
-    assert res.returncode == 1
+    assert res.returncode == 1, res.stderr
     reason = next(line for line in res.stderr.splitlines() if "infra_validation" in line)
     assert "graft serve exited with code 1 before it was ready" in reason
     assert ("missing tokenizer.json" if damage == "missing-tokenizer" else "ONNX Runtime cannot load it") in reason

@@ -16,7 +16,7 @@ from graft.data.tables import read_splits
 from graft.modalities.text.model import load_encoder, mean_pool
 from graft.models.classifier import predict_logits
 from graft.promote import gate, registry
-from tests.shrink import write_params
+from tests.shrink import said, write_params
 
 
 def test_prepare_writes_three_disjoint_stratified_splits(stage_run, shrunk):
@@ -129,7 +129,7 @@ def test_a_missing_backbone_folder_is_a_one_line_config_error(shrunk, tmp_path):
     res = subprocess.run(["graft", "select", "--splits", "x", "--out", "y.json"], cwd=tmp_path, capture_output=True,
                          text=True)
     assert res.returncode == 1 and "Traceback" not in res.stderr
-    (line,) = res.stderr.strip().splitlines()
+    (line,) = said(res.stderr)
     assert "select.candidates.0.source" in line and "'./backbones/not-there' does not exist" in line
 
 
@@ -140,7 +140,7 @@ def test_train_and_baseline_share_everything_but_init(stage_run):
     assert len(ft["history"]) == len(sc["history"]) == 1
     ft_meta = read_json(stage_run["finetune"] / "graft_model.json")
     sc_meta = read_json(stage_run["scratch"] / "graft_model.json")
-    differ = {"init_from", "best_epoch"}
+    differ = {"init_from", "best_epoch", "history"}  # each run its own curve
     assert {k: v for k, v in ft_meta.items() if k not in differ} == {k: v for k, v in sc_meta.items()
                                                                      if k not in differ}
 
@@ -462,3 +462,11 @@ def test_the_saved_text_model_loads_with_plain_transformers_and_gives_graft_logi
     assert abs(logits - expected).max() < 1e-4
     assert [hf.config.id2label[int(i)] for i in logits.argmax(1)] == [meta["labels"][int(i)] for i in
                                                                       expected.argmax(1)]
+    # the folder's README says how to load it: its code, run as written, gives graft's probabilities
+    readme = (stage_run["finetune"] / "README.md").read_text()
+    assert readme.startswith("---\nlibrary_name: transformers\n")
+    code = readme.split("```python\n")[1].split("```")[0].replace("path/to/this/folder", folder)
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 (the README's own snippet)
+    graft_p = torch.softmax(torch.from_numpy(predict_logits(model, processor, ["a text to classify"], 1)), -1)
+    assert abs(scope["probabilities"].detach() - graft_p).max() < 1e-4

@@ -15,7 +15,7 @@ from graft.data import prepare
 from graft.data.tables import read_splits, read_target
 from graft.promote import gate
 from graft.serve import export
-from tests.shrink import write_params
+from tests.shrink import said, write_params
 
 
 def with_target(params: dict, folder, raw="pool.csv", test="labeled.csv", **train) -> config.Config:
@@ -74,7 +74,7 @@ def test_bad_target_input_is_one_line_exit_1_and_nothing_written(case, shrunk, t
     done = subprocess.run(["graft", "prepare", "--raw", p["data"]["raw"], "--out", str(out), "--params",
                            str(params)], capture_output=True, text=True)
     assert done.returncode == 1 and says in done.stderr, done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and str(tmp_path) in done.stderr
+    assert len(said(done.stderr)) == 1 and str(tmp_path) in done.stderr
     assert not out.exists()
 
 

@@ -92,14 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--adapted", help="folder written by `graft adapt`: judged against the source-only model")
     e.add_argument("--selection", help="select.json: with --selfcheck, audit the ranking against test scores")
     e.add_argument("--selfcheck", help="folder written by `graft selfcheck`")
-    x = stage("export", ("--model", "fine-tuned model folder"), ("--splits", "prepared splits folder"),
-              ("--out", "ONNX package folder"), ("--metrics", "parity metrics JSON"))
+    x = stage("export", ("--model", "a trained PyTorch model folder (models/finetune)"),
+              ("--splits", "prepared splits folder"), ("--out", "ONNX package folder"),
+              ("--metrics", "parity metrics JSON"))
     x.add_argument("--adapted", help="the adapted model folder: exported instead when --evaluate chose it")
     x.add_argument("--evaluate", help="evaluate.json: its domains.chosen says which of the two models goes on")
     xp = sub.add_parser("explain", help=_doc("explain"), description=_doc("explain"),
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     xp.add_argument("--params", default="params.yaml", help="params.yaml to read (default: %(default)s)")
-    xp.add_argument("--model", help="a trained model folder (models/finetune); `graft explain` without --stage")
+    xp.add_argument("--model", help="a trained PyTorch model folder (models/finetune; not the ONNX package: "
+                    "explanations need the gradients); `graft explain` without --stage")
     xp.add_argument("--input", help="a file of inputs, one text (image model: one image path) per line")
     xp.add_argument("--split", help="explain rows of this prepared split instead (with --splits; e.g. test)")
     xp.add_argument("--n", type=int, default=20, help="rows of --split to explain (default: %(default)s)")
@@ -120,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--explain", help="explain.json: faithfulness joins the checks; registered with the version")
     g.add_argument("--explain-page", help="explain.html: registered with the version beside explain.json")
     pr = sub.add_parser("predict", help=_doc("predict"), description=_doc("predict"))
-    pr.add_argument("--model", required=True, help="package folder written by `graft export` (models/onnx)")
+    pr.add_argument("--model", required=True, help="the ONNX package folder `graft export` writes (models/onnx; "
+                    "not the PyTorch folder models/finetune)")
     pr.add_argument("--input", help="text file, one text (image package: one image path) per line (default: stdin)")
     pr.add_argument("--int8", action="store_true", help="use the int8 model (smaller, faster; gate-checked)")
     pr.add_argument("--batch-size", type=int, default=32, help="texts per ONNX Runtime call (default: %(default)s)")

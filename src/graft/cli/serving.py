@@ -36,16 +36,20 @@ def registry_source(uri: str, registry_cfg, serve_cfg):
     from graft.serve.source import Source
 
     name, alias = parse_uri(uri)
-    reg = registry.Registry(registry_cfg.model_copy(update={"model_name": name, "alias": alias}))
+    cfg = registry_cfg.model_copy(update={"model_name": name, "alias": alias})
+    where = registry.tracking_uri(cfg)
+
+    def reg():  # connected on first use: a registry not there yet is a resolve error, and the last-good copy serves
+        return registry.Registry(cfg)
 
     def resolve() -> str:
-        current = reg.champion()
+        current = reg().champion()
         if current is None:
-            raise GraftError(f"{uri}: no version of {name!r} has the alias {alias!r} in {reg.uri}")
+            raise GraftError(f"{uri}: no version of {name!r} has the alias {alias!r} in {where}")
         return str(current["version"])
 
-    return Source(resolve, lambda version, dest: reg.download(int(version), dest), last_good_dir(serve_cfg, name),
-                  f"{reg.uri} {name}@{alias}")
+    return Source(resolve, lambda version, dest: reg().download(int(version), dest), last_good_dir(serve_cfg, name),
+                  f"{where} {name}@{alias}")
 
 
 def _start(source, precision: str):
@@ -162,7 +166,8 @@ def add_parser(sub) -> None:
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     sp.add_argument("--params", default="params.yaml", help="params.yaml to read, for `serve` and `registry` "
                     "(default: %(default)s; built-in defaults when absent)")
-    sp.add_argument("--model", required=True, help="package folder (models/onnx) or models:/NAME@ALIAS")
+    sp.add_argument("--model", required=True, help="the ONNX package folder `graft export` writes (models/onnx), "
+                    "or a registered version: models:/NAME@ALIAS")
     sp.add_argument("--host", help="address to listen on (default: serve.host, 127.0.0.1)")
     sp.add_argument("--port", type=int, help="port, 1-65535 (default: serve.port, 8080)")
     sp.add_argument("--int8", action="store_true", help="serve the int8 model (smaller, faster; gate-checked)")

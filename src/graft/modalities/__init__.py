@@ -46,6 +46,21 @@ def save_model(model, processor, out: Path, meta: dict, modality: Modality) -> N
     save_weights(model, str(out / WEIGHTS))
     extra = modality.save(model, processor, out, meta)
     write_json(out / MODEL_META, {**meta, "modality": modality.name, **extra})
+    (out / "README.md").write_text(folder_card(modality, {**meta, **extra}), encoding="utf-8")
+
+
+def folder_card(modality: Modality, meta: dict) -> str:
+    """The folder's README.md (a Hugging Face style card): what the model is, how it was trained, how to load it."""
+    library, how = modality.loading(meta)
+    labels = meta.get("labels", [])
+    backbone = (meta.get("backbone") or {}).get("name", "?")
+    best = meta.get("best_epoch", "?")
+    return (f"---\nlibrary_name: {library}\ntags: [graft, {modality.name}-classification]\n---\n\n"
+            f"# {backbone} fine-tuned by graft: {', '.join(map(str, labels))}\n\n"
+            f"Initialised from {meta.get('init_from', '?')} weights, `{meta.get('mode', '?')}` mode, "
+            f"{meta.get('train_rows', '?')} training rows, best epoch {best} by validation macro-F1, seed "
+            f"{meta.get('seed', '?')}. The registered version's model card (MLflow) has the test metrics, the gate "
+            f"verdict and the explanations.\n\n{how}")
 
 
 def load_model(folder: str | Path) -> tuple:

@@ -197,5 +197,9 @@ class Modality(ABC):
         """An HTML fragment showing `evidence`."""
 
     @abstractmethod
+    def loading(self, meta: dict) -> tuple[str, str]:
+        """How a saved model folder loads outside graft: (the library it loads with, a Markdown section saying how)."""
+
+    @abstractmethod
     def card(self, meta: dict) -> tuple[str, str]:
         """Model-card phrases: the input size ("max_length 64"), and the input limit sentence."""

@@ -308,7 +308,7 @@ def record_refusal(split_dir: str | Path, cfg, evaluation: dict, parity: dict, v
     """Log a refused candidate as an MLflow run (metrics, lineage, the reasons; no model version, no alias move)."""
     meta = read_json(Path(package) / "graft_model.json")
     tags = {**lineage.tags(cfg, split_dir, meta, verdict), "graft.reasons": "; ".join(verdict["reasons"])[:4000]}
-    reg = Registry(cfg.registry)
+    reg = Registry(cfg.registry, create=True)  # the first run may be a refusal: it is recorded all the same
     with lock(cfg.registry):
         reg.end_orphaned_runs()
         run = log_run(reg, None, cfg.to_dict(), {"evaluate": evaluation, "export": parity}, tags)

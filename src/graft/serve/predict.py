@@ -48,6 +48,12 @@ class Package:
         self.modality = modalities.get(meta.get("modality", "text"))
         needed = [MODEL_FILES[precision], "labels.json", MODEL_META, *self.modality.package_files]
         missing = [n for n in needed if not (folder / n).is_file()]
+        if not folder.is_dir():
+            raise GraftError(f"{folder}: no such package folder (give the ONNX package `graft export` writes, e.g. "
+                             f"models/onnx)")
+        if missing and (folder / modalities.WEIGHTS).is_file():
+            raise GraftError(f"{folder}: a trained PyTorch model folder; predict and serve take the ONNX package "
+                             f"`graft export` writes from it (e.g. models/onnx)")
         if missing:
             raise GraftError(f"{folder}: not a graft {precision} model package (missing {', '.join(missing)})")
         self.labels = json.loads((folder / "labels.json").read_text())

@@ -202,6 +202,27 @@ class ImageModality(Modality):
 
         return evidence_html(evidence)
 
+    def loading(self, meta: dict) -> tuple[str, str]:
+        """With graft (its EfficientNet in PyTorch), or the ONNX package without it."""
+        size = meta.get("image_size", "?")
+        return "graft", f"""## How to load
+
+This folder is not a Hugging Face or timm checkpoint: `model.safetensors` holds graft's EfficientNet
+(`graft.modalities.image.model`) with a {len(meta.get("labels", []))}-class head; `graft_model.json` rebuilds it.
+Load it with graft (PyTorch):
+
+```python
+from graft.modalities import load_model
+
+processor, model, meta = load_model("path/to/this/folder")
+pixels = processor([open("shirt.png", "rb").read()])["pixel_values"]  # {size} x {size}, as in training
+probabilities = model(pixel_values=pixels).softmax(-1)  # columns: meta["labels"]
+```
+
+To serve it without graft or PyTorch, use the ONNX package `graft export` writes from it (models/onnx: `model.onnx`,
+`labels.json`; ONNX Runtime, input `pixel_values`), or `mlflow.pyfunc.load_model("models:/NAME@champion")`.
+"""
+
     def card(self, meta: dict) -> tuple[str, str]:
         """Input size."""
         size = meta.get("image_size", "?")

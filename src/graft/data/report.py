@@ -33,7 +33,9 @@ def validation_html(report: dict, where: str, site: Path | None = None) -> str:
 <style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;vertical-align:top}} tr.fail{{background:#fdd}}
 tr.warn{{background:#ffe9b3}} iframe{{width:100%;height:480px;border:1px solid #ccc}}</style></head><body>
-<h1>Data validation: {verdict}</h1><p>{html.escape(where)}: {len(report['checks'])} checks,
+<h1>Data validation: {verdict}</h1><nav><a href="../run.html">run report</a> · <a href="../runs.html">runs
+index</a> · <a href="../explain.html">explanations</a> · <a href="index.html">Great Expectations Data Docs</a></nav>
+<p>{html.escape(where)}: {len(report['checks'])} checks,
 {sum(not c['passed'] for c in report['checks'])} failed, {sum(bool(c.get('warning')) for c in report['checks'])}
 warnings.</p><table><tr><th>table</th><th>check</th><th>observed</th><th>threshold</th><th>status</th>
 <th>detail</th><th>risk it guards</th></tr>{''.join(rows)}</table>

@@ -77,7 +77,9 @@ def runs_index(reg, out: str | Path) -> Path:
     ui = f"mlflow ui --backend-store-uri {reg.tracking_uri}"
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>graft runs: {esc(reg.model_name)}</title><style>{STYLE}</style></head><body>
-<h1>graft runs — {esc(reg.model_name)}</h1><p id="summary">{len(rows)} runs in experiment
+<h1>graft runs — {esc(reg.model_name)}</h1>
+<nav class="links"><a href="run.html">this run's report</a> · <a href="explain.html">its explanations</a> ·
+<a href="validate/summary.html">its data validation</a></nav><p id="summary">{len(rows)} runs in experiment
 <code>{esc(reg.experiment)}</code>; {sum(promoted)} promoted; current '{esc(reg.alias)}': <b>{champ}</b>.
 Browse them with <code>{esc(ui)}</code>.</p>
 <div class="plots">{plot}</div>

@@ -43,7 +43,9 @@ cp "$ROOT/infra/Containerfile" "$ROOT/params.yaml" "$CTX/"
 mkdir -p "$CTX/tools" && cp "$(dirname "$PY")/uv" "$CTX/tools/uv"
 mkdir -p "$CTX/pipelines" && cp -r "$ROOT/pipelines/compiled" "$CTX/pipelines/"
 
-echo ">> podman build --network none -t $TAG"
-podman build -q --network none --build-arg BASE="$BASE" -t "$TAG" -f "$CTX/Containerfile" "$CTX"
+WHEELS=$(cd "$CTX/wheels" && sha256sum -- *.whl | sha256sum | cut -c1-16)  # the install layer's cache key
+echo ">> podman build --network none -t $TAG (wheels $WHEELS)"
+podman build -q --network none --build-arg BASE="$BASE" --build-arg WHEELS="$WHEELS" -t "$TAG" \
+  -f "$CTX/Containerfile" "$CTX"
 podman image prune -f >/dev/null  # the layers of a previous build of this tag are not kept
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' "$TAG"

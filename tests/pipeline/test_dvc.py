@@ -129,11 +129,12 @@ def test_push_and_pull_through_the_local_remote(project):
     assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=tmp).stdout
 
 
-@pytest.mark.parametrize("breakage, expected", [
-    ("unknown_label", ["label_in_set", "'BernieSanders'"]),
-    ("no_label_column", ["schema", "required column 'label' missing"]),
+@pytest.mark.parametrize("breakage, stage, expected", [
+    ("unknown_label", "validate", ["label_in_set", "'BernieSanders'"]),
+    # a file without the configured label column never gets as far as validation: prepare names it
+    ("no_label_column", "prepare", ["no label column 'label' (set data.label_column); the file has: text"]),
 ])
-def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage, expected):
+def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage, stage, expected):
     tmp, _ = project
     db = tmp / "mlflow.db"
     before = hashlib.md5(db.read_bytes()).hexdigest()
@@ -149,10 +150,12 @@ def test_bad_data_stops_at_validate_and_registry_is_untouched(project, breakage,
     write_params(tmp, params)
     res = sh("dvc", "repro", cwd=tmp, check=False)
     assert res.returncode != 0
-    assert "Running stage 'validate'" in res.stdout and "Running stage 'select'" not in res.stdout
-    failures = [line for line in res.stderr.splitlines() if line.startswith("graft validate:")]
-    # one line per failed expectation: the broken column fails in each of the three splits
-    assert [f.split(": ")[2] for f in failures] == ["train", "validation", "test"]
+    assert f"Running stage '{stage}'" in res.stdout and "Running stage 'select'" not in res.stdout
+    failures = [line for line in res.stderr.splitlines() if line.startswith(f"graft {stage}:")]
+    if stage == "validate":  # one line per failed expectation: the broken column fails in each of the three splits
+        assert [f.split(": ")[2] for f in failures] == ["train", "validation", "test"]
+    else:
+        assert len(failures) == 1 and "Running stage 'validate'" not in res.stdout
     assert all(e in f for f in failures for e in expected)
     assert hashlib.md5(db.read_bytes()).hexdigest() == before
     gate = read_json(tmp / "metrics" / "gate.json")

@@ -82,7 +82,7 @@ def test_each_ui_artifact_has_its_kfp_type_and_content(kfp_run):
     assert len(roc) >= 3 and {"falsePositiveRate", "recall", "confidenceThreshold"} <= set(roc[0])
     assert artifact("gate", "verdict")["metadata"]["passed"] == 1.0
     page = (run_dir / "report" / "page").read_text()
-    assert page.startswith("<!doctype html>") and "Gate verdict" in page and "Backbone ranking" in page
+    assert page.startswith("<!doctype html>") and "Gate checks" in page and "Backbone ranking" in page
     assert "<b>PASSED (not registered)</b>" in page  # the report task runs before `register`, beside it
     assert "| check | value | 95% CI |" in (run_dir / "gate" / "table").read_text()
 

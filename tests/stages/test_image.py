@@ -262,8 +262,8 @@ def test_graft_explain_refuses_an_image_path_that_is_not_an_image(image_run, tmp
     listing = tmp_path / "inputs.txt"
     listing.write_text(f"{bad}\n")
     assert main(["explain", "--model", str(image_run["finetune"]), "--input", str(listing)]) == 1
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and f"{listing} line 1: {bad}: not a decodable image" in err
+    (err,) = said(capsys.readouterr().err)  # one line besides the timestamped start line
+    assert f"{listing} line 1: {bad}: not a decodable image" in err
 
 
 def test_graft_serve_answers_images_over_the_v2_protocol_without_torch(image_run, image_shrunk, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import os
 import sys
@@ -39,7 +40,8 @@ def registry_source(uri: str, registry_cfg, serve_cfg):
     cfg = registry_cfg.model_copy(update={"model_name": name, "alias": alias})
     where = registry.tracking_uri(cfg)
 
-    def reg():  # connected on first use: a registry not there yet is a resolve error, and the last-good copy serves
+    @functools.cache  # connected once, on first use: a store not there yet is a resolve error (retried next poll)
+    def reg():
         return registry.Registry(cfg)
 
     def resolve() -> str:

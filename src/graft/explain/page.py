@@ -58,6 +58,17 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def shortcuts_html(result: dict, box_id: str = "") -> str:
+    """A warning box listing the possible shortcuts in an explain result (empty when none); the term is glossed."""
+    items = "".join(f"<li><b>{escape(c['kind'])}</b> carries {c['share']:.0%} of the evidence for "
+                    f"<b>{escape(c['label'])}</b> ({c['inputs']} explained inputs; "
+                    f"{escape(', '.join(c['units'][:6]))}): {escape(c['hint'])}</li>"
+                    for c in result.get("shortcuts") or [])
+    ident = f" id='{box_id}'" if box_id else ""
+    return (f"<div class='warn'{ident}><b>Possible <a href='#{glossary.anchor('shortcut')}'>shortcut</a></b>"
+            f"<ul>{items}</ul></div>") if items else ""
+
+
 def section(result: dict, modality, items: dict[int, object]) -> str:
     """The explanations' HTML body: faithfulness, evidence per class, examples (`items`: test row -> input)."""
     f = result["faithfulness"]["model"]
@@ -74,11 +85,7 @@ def section(result: dict, modality, items: dict[int, object]) -> str:
                         f"<b>{escape(r['label'])}</b> ({r['probability']:.3f})"
                         f"{', truth ' + escape(str(r['truth'])) if wrong else ''}; delta {r['delta']:+.4f}</small>"
                         f"<br>{modality.explanation_html(item, r)}</div>")
-    cuts = "".join(f"<li><b>{escape(c['kind'])}</b> carries {c['share']:.0%} of the evidence for "
-                   f"<b>{escape(c['label'])}</b> ({c['inputs']} inputs; {escape(', '.join(c['units'][:6]))}): "
-                   f"{escape(c['hint'])}</li>" for c in result.get("shortcuts") or [])
-    warn = f"<div class='warn'><b>Possible shortcut</b><ul>{cuts}</ul></div>" if cuts else ""
-    return (f"<div class='explain'><style>{CSS}</style>{head}{warn}<h3>Faithfulness</h3>"
+    return (f"<div class='explain'><style>{CSS}</style>{head}{shortcuts_html(result)}<h3>Faithfulness</h3>"
             f"{_faith_rows(result['faithfulness'])}{FAITH_LEGEND}"
             f"<h3>Evidence per predicted class</h3>{modality.evidence_html(result['evidence'])}"
             f"<h3>Examples (misclassified first)</h3><p class='legend'>{LEGEND}</p>{''.join(examples)}</div>")

@@ -127,16 +127,6 @@ def _explain(d: dict) -> str:
     return f'<h2 id="explanations">Explanations</h2>{body}'
 
 
-def _shortcuts(d: dict) -> str:
-    """A warning box for each possible shortcut the explanations found (empty when none)."""
-    cuts = (d.get("explain") or {}).get("shortcuts") or []
-    items = "".join(f"<li><b>{esc(c['kind'])}</b> carries {c['share']:.0%} of the evidence for <b>{esc(c['label'])}"
-                    f"</b> ({c['inputs']} explained inputs; {esc(', '.join(c['units'][:6]))}): {esc(c['hint'])}</li>"
-                    for c in cuts)
-    return (f'<div class="warn" id="shortcuts"><b>Possible <a href="#{glossary.anchor("shortcut")}">shortcut'
-            f'</a></b><ul>{items}</ul></div>') if items else ""
-
-
 def _links(d: dict, registry_uri: str) -> str:
     """The bar linking this page to the runs index, the explanations, the data validation and the MLflow version."""
     reg = (d.get("gate") or {}).get("registered")
@@ -172,7 +162,7 @@ def render(d: dict, lineage: dict[str, str], title: str, registry_uri: str = "")
     lines = "".join(f"<tr><th>{esc(k)}</th><td><code>{esc(v)}</code></td></tr>" for k, v in lineage.items())
     body = f"""<h1>{esc(title)}</h1>{_links(d, registry_uri)}
 <div class="banner {'pass' if gate and gate['passed'] else 'fail'}" id="verdict"><b>{verdict}</b></div>{_answers(d)}
-{_shortcuts(d)}
+{explain_page.shortcuts_html(d.get('explain') or {}, 'shortcuts')}
 <h2 id="gate">Gate checks</h2>{_gate_section(gate)}
 <h2 id="comparison">Fine-tuned vs scratch vs classical vs champion</h2>{_comparison_section(d.get('evaluate'))}
 {_domains(d)}
